@@ -1,0 +1,31 @@
+//! Keel's LLM providers.
+//!
+//! [`LlmProvider`] is one call to a model: a provider-neutral [`Request`] in, a
+//! complete [`Response`] out, with text [`Delta`]s streamed to the caller meanwhile.
+//! Providers speak their wire formats exactly and retry transient faults themselves.
+//!
+//! ```no_run
+//! use keel_providers::{LlmProvider, Message, Request};
+//!
+//! # async fn demo(provider: impl LlmProvider) -> keel_providers::Result<()> {
+//! let request = Request::new("claude-sonnet-4-5", vec![Message::user("Hello")]);
+//! let response = provider
+//!     .complete(&request, &|delta| eprint!("{delta:?}"))
+//!     .await?;
+//! println!("{}", response.text());
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod json;
+mod provider;
+mod types;
+
+pub use error::{Error, Result};
+pub use json::Json;
+pub use provider::{DeltaSink, DynLlmProvider, LlmProvider, SharedProvider};
+pub use types::{
+    ContentBlock, Delta, Message, Request, Response, Role, StopReason, ThinkingConfig,
+    ToolDefinition, Usage,
+};

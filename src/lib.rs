@@ -1,0 +1,12 @@
+//! Keel: a durable runtime for AI agents.
+//!
+//! This facade re-exports the public API of Keel's crates:
+//! - [`storage`]: the event log ([`storage::EventStore`], sled and in-memory backends);
+//! - [`engine`]: events, run state, the replay executor and the runtime;
+//! - [`tools`]: the `Tool` trait, approval forms and the sandbox tools;
+//! - [`providers`]: the `LlmProvider` trait, Anthropic, OpenAI-compatible and scripted providers.
+
+pub use keel_engine as engine;
+pub use keel_providers as providers;
+pub use keel_storage as storage;
+pub use keel_tools as tools;

@@ -1,0 +1,83 @@
+//! The storage error type.
+
+use std::path::PathBuf;
+
+use crate::id::{RunId, Seq};
+
+/// A failure of the store itself. Expected outcomes (a wrong expected seq) are not
+/// errors: see [`crate::Conflict`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another process holds the store. Not retryable until that process exits; talk
+    /// to it through its control socket instead.
+    #[error(
+        "the store at {} is in use by another process{}; only one process may open a store, the others reach it through its owner",
+        path.display(),
+        owner.as_ref().map(|o| format!(" ({o})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+        /// What the owner wrote about itself (pid and command), where it could be read.
+        owner: Option<String>,
+    },
+
+    /// The disk is full. Retryable once space is freed; nothing was acknowledged.
+    #[error("the disk holding the store is full: {0}")]
+    DiskFull(#[source] std::io::Error),
+
+    /// An I/O failure of the backend. Usually not retryable without operator action.
+    #[error("store I/O error: {0}")]
+    Io(#[source] std::io::Error),
+
+    /// The backend reported a failure that is not plain I/O. Not retryable.
+    #[error("store backend error: {0}")]
+    Backend(String),
+
+    /// A stored record could not be read back. Not retryable: the bytes on disk are wrong.
+    #[error("corrupt record in run {run} at seq {seq}: {detail}")]
+    Corrupt {
+        /// The run the record belongs to.
+        run: RunId,
+        /// Its position.
+        seq: Seq,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// A stored run summary or blob could not be read back. Not retryable.
+    #[error("corrupt {what}: {detail}")]
+    CorruptMeta {
+        /// Which kind of record.
+        what: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// An earlier flush failed, so the store no longer knows what is durable. Reopen it.
+    #[error("the store stopped accepting writes after a failed flush ({0}); reopen it to recover")]
+    Poisoned(String),
+
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Classifies an I/O error, singling out a full disk.
+    pub fn from_io(err: std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::StorageFull || err.raw_os_error() == Some(28) {
+            Error::DiskFull(err)
+        } else {
+            Error::Io(err)
+        }
+    }
+
+    /// Whether trying the same call again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::DiskFull(_))
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
