@@ -1,10 +1,67 @@
-//! Keel's engine: the events of a run, their codec, and (as it grows) the run
-//! state, the agent loop, the replay executor and the runtime.
+//! Keel's engine: the events of a run and their codec, the run state (`fold`), the
+//! pure executor (`decide`), the replay check, and the runtime that performs
+//! actions durably.
+//!
+//! The flow of the seed's local coding agent, in Rust:
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use keel_engine::{Agent, Decision, Keel, RunEvent, StopCondition};
+//!
+//! # async fn demo(provider: keel_providers::SharedProvider, tools: keel_tools::ToolRegistry)
+//! # -> keel_engine::Result<()> {
+//! let agent = Agent::builder("local_coding_agent")
+//!     .shared_provider(provider)
+//!     .model("claude-sonnet-4-5")
+//!     .system_prompt("You are a coding agent with access to the local filesystem.")
+//!     .tools(tools)
+//!     .stop_when(StopCondition::max_steps(30))
+//!     .build();
+//!
+//! let keel = Keel::new(keel_storage::MemoryStore::new());
+//! keel.register(agent.clone());
+//! keel.recover().await?; // runs a crash interrupted continue here
+//!
+//! let run = keel.invoke(&agent, "Create hello.js that prints 'Hello, world!' and run it.").await?;
+//! let mut events = run.events();
+//! while let Some(event) = events.next().await {
+//!     match event? {
+//!         RunEvent::TextDelta { text, .. } => print!("{text}"),
+//!         RunEvent::ApprovalRequested { step, form, .. } => {
+//!             println!("\n{}: {:?}", form.title, form.context);
+//!             run.resume(&step, Decision::approve()).await?;
+//!         }
+//!         event if event.is_terminal() => break,
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+mod agent;
+mod ask_user;
 pub mod codec;
+mod decide;
+mod decision;
+mod driver;
+mod error;
 pub mod event;
 pub mod ids;
+mod replay;
+mod runtime;
+mod state;
+mod stream;
 
+pub use agent::{Agent, AgentBuilder, Limits, StopCondition};
+pub use ask_user::{ASK_USER, AskUser, AskUserArgs, FieldArg, validate_answer};
 pub use codec::{DecodeError, DecodeErrorKind, EncodeError, FORMAT_VERSION, decode, encode};
+pub use decide::{Action, check_agent, check_recorded, decide, interrupted_message};
+pub use decision::{Decision, PendingStep, RunOutcome};
+pub use error::{Error, NonDeterminism, Result};
 pub use event::{AgentSnapshot, Event, FinishKind, Resolution, RunStarted, Stamped, Text};
 pub use ids::{CallId, ParseCallIdError, StepKey, Turn};
+pub use replay::replay;
+pub use runtime::{Keel, RecoveryReport, ReplayReport, RunHandle};
+pub use state::{CallPhase, CallState, RunEnd, RunState, TurnState};
+pub use stream::RunEvent;

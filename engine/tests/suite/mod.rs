@@ -1,0 +1,4 @@
+mod crash;
+mod determinism;
+mod flows;
+mod history;
