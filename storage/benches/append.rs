@@ -6,6 +6,9 @@
 //! throughput point (default 3), `KEEL_BENCH_DIR` the directory to measure in
 //! (default: cargo's target tmp dir).
 
+// A benchmark that cannot set itself up has nothing to report: failing loudly is right.
+#![allow(clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,7 +82,8 @@ async fn throughput(store: &SledStore, writers: usize, secs: f64) -> f64 {
     let mut tasks = Vec::with_capacity(writers);
     let start = Instant::now();
     for _ in 0..writers {
-        let (store, stop, count, event) = (store.clone(), stop.clone(), count.clone(), event.clone());
+        let (store, stop, count, event) =
+            (store.clone(), stop.clone(), count.clone(), event.clone());
         tasks.push(tokio::spawn(async move {
             let run = RunId::new();
             let mut next = Seq::ZERO;
@@ -122,9 +126,15 @@ fn main() {
     let floor_after = floor(dir.path());
     let floor_mean = (floor_before.mean + floor_after.mean) / 2.0;
 
-    println!("durable append, {RECORD}-byte events, in {}", dir.path().display());
+    println!(
+        "durable append, {RECORD}-byte events, in {}",
+        dir.path().display()
+    );
     println!();
-    println!("{:<44} {:>9} {:>9} {:>9} {:>8}", "latency (µs)", "p50", "p99", "mean", "÷floor");
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>8}",
+        "latency (µs)", "p50", "p99", "mean", "÷floor"
+    );
     let row = |name: &str, l: &Latency| {
         println!(
             "{name:<44} {:>9.1} {:>9.1} {:>9.1} {:>8.2}",
@@ -145,7 +155,10 @@ fn main() {
         "{:<44} {:>12} {:>8} {:>10}",
         "throughput (appends/s)", "appends/s", "÷floor", "÷1 writer"
     );
-    println!("{:<44} {:>12.0} {:>8.2} {:>10}", "floor (1 / mean latency)", floor_rate, 1.0, "");
+    println!(
+        "{:<44} {:>12.0} {:>8.2} {:>10}",
+        "floor (1 / mean latency)", floor_rate, 1.0, ""
+    );
     for writers in [1, 8, 64, 256] {
         let rate = runtime.block_on(throughput(&store, writers, secs));
         println!(

@@ -37,10 +37,10 @@ mod sled;
 mod store;
 mod watch;
 
+pub use self::sled::{DEFAULT_DIR, SledOptions, SledStore};
 pub use error::{Error, Result};
 pub use id::{BlobHash, ParseBlobHashError, ParseRunIdError, RunId, Seq, Timestamp};
 pub use memory::MemoryStore;
-pub use self::sled::{DEFAULT_DIR, SledOptions, SledStore};
 pub use store::{
     AppendResult, Batch, Conflict, DynEventStore, EventStore, Record, RunInfo, RunStatus,
     RunSummary, SharedStore,

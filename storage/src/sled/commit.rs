@@ -1,21 +1,23 @@
 //! Group commit: the queue of prepared records, the flusher thread that makes them
-//! durable with one `fdatasync` per group and then applies them to sled, and the
-//! checkpoints that let old log segments go.
+//! durable with one `fdatasync` per group, the applier thread that then writes them
+//! to sled, and the checkpoints that let old log segments go.
 //!
 //! An appender checks its expected seq and takes the next LSN under one mutex, so the
 //! queue's order is the log's order; it then waits. The flusher takes everything
-//! queued so far, writes it with one `write`, syncs once, applies the whole group to
-//! sled as one batch, tells the watchers, and wakes the appenders. Appends that
-//! arrive during a flush form the next group. sled only ever holds durable records,
-//! so readers never see an event that a power cut could take back.
+//! queued so far, writes it with one `write`, syncs once and wakes the appenders:
+//! their records are durable. Appends that arrive during a flush form the next group.
+//! The applier writes each durable group to sled as one batch while the flusher is
+//! already syncing the next one, then tells the watchers. sled only ever holds
+//! durable records; reads first wait until sled holds every record acknowledged
+//! before they started (usually no wait at all).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::keys;
 use super::wal::{self, Op, Sealed, Wal};
@@ -24,30 +26,42 @@ use crate::id::{RunId, Seq};
 use crate::store::Record;
 use crate::watch::WatchHub;
 
+/// How many durable records may wait for sled before the flusher waits for the
+/// applier: enough to overlap syncing and applying, small enough that measured
+/// throughput is what sled can sustain.
+const MAX_BACKLOG: usize = 4096;
+
 /// A record waiting for the next flush.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) lsn: u64,
     pub(crate) payload: Vec<u8>,
     pub(crate) payload_crc: u32,
+    pub(crate) apply: Apply,
+    pub(crate) done: oneshot::Sender<Result<()>>,
+}
+
+/// What the applier does with a durable record.
+#[derive(Debug)]
+pub(crate) struct Apply {
+    pub(crate) lsn: u64,
     pub(crate) ops: Vec<Op>,
     /// The run whose length this record changes, if any.
     pub(crate) run: Option<RunId>,
-    /// What watchers of `run` get once the record is durable.
+    /// What watchers of `run` get once the record is in sled.
     pub(crate) records: Vec<Record>,
-    pub(crate) done: oneshot::Sender<Result<()>>,
 }
 
 /// A run's state as changed by records not yet applied to sled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PendingRun {
-    /// The run's length once those records are durable; `None` if deleted.
+    /// The run's length once those records are applied; `None` if deleted.
     pub(crate) next: Option<Seq>,
     /// The last record that changed it.
     pub(crate) lsn: u64,
 }
 
-/// What appenders and the flusher share, under one mutex.
+/// What appenders, the flusher and the applier share, under one mutex.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) queue: Vec<Pending>,
@@ -55,6 +69,26 @@ pub(crate) struct State {
     pub(crate) next_lsn: u64,
     pub(crate) poisoned: Option<String>,
     pub(crate) shutdown: bool,
+}
+
+/// Durable groups on their way to sled.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    groups: VecDeque<Vec<Apply>>,
+    records: usize,
+    /// The flusher has stopped; the applier ends once the backlog is empty.
+    closed: bool,
+    /// The applier has stopped after a failure; nothing will drain the backlog.
+    failed: bool,
+}
+
+/// How far sled has caught up with the log, for reads to wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Every record up to this LSN is in sled.
+    Upto(u64),
+    /// Applying failed; sled will not catch up in this process.
+    Failed,
 }
 
 /// The parts of a store its threads share.
@@ -66,8 +100,13 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Wakes the flusher when the queue gains a record or the store shuts down.
     pub(crate) work: Condvar,
-    /// The last LSN applied to sled (and so durable).
-    pub(crate) applied: AtomicU64,
+    /// The last LSN made durable.
+    pub(crate) durable: AtomicU64,
+    /// The last LSN applied to sled, for reads to wait on.
+    pub(crate) applied: watch::Sender<Applied>,
+    pub(crate) backlog: Mutex<Backlog>,
+    /// Wakes the applier (work arrived) and the flusher (room in the backlog).
+    pub(crate) backlog_changed: Condvar,
     /// Finished segments, deleted once a checkpoint covers them.
     pub(crate) sealed: Mutex<Vec<Sealed>>,
     /// Whether the checkpointer has work (or should stop), and its wake-up.
@@ -82,14 +121,49 @@ pub(crate) struct CheckpointSignal {
     pub(crate) stop: bool,
 }
 
+/// Locks a mutex whose holders never leave its data half-updated, so a panic in
+/// another holder does not make it unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    condvar.wait(guard).unwrap_or_else(|p| p.into_inner())
+}
+
 impl Shared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves `State` consistent before anything can panic.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
-    fn lock_sealed(&self) -> MutexGuard<'_, Vec<Sealed>> {
-        self.sealed.lock().unwrap_or_else(|p| p.into_inner())
+    /// The LSN sled has applied up to.
+    pub(crate) fn applied_lsn(&self) -> Option<u64> {
+        match *self.applied.borrow() {
+            Applied::Upto(lsn) => Some(lsn),
+            Applied::Failed => None,
+        }
+    }
+
+    /// Waits until sled holds every record acknowledged before this call.
+    pub(crate) async fn caught_up(&self) -> Result<()> {
+        let target = self.durable.load(Ordering::Acquire);
+        let mut rx = self.applied.subscribe();
+        let reached = rx
+            .wait_for(|a| match a {
+                Applied::Upto(lsn) => *lsn >= target,
+                Applied::Failed => true,
+            })
+            .await
+            .map(|a| *a);
+        match reached {
+            Ok(Applied::Upto(_)) => Ok(()),
+            Ok(Applied::Failed) | Err(_) => Err(Error::Poisoned(
+                self.lock()
+                    .poisoned
+                    .clone()
+                    .unwrap_or_else(|| "the store was closed".to_owned()),
+            )),
+        }
     }
 }
 
@@ -159,10 +233,14 @@ pub(crate) fn apply_ops<'a>(
 /// so after it, every file and directory of the tree is `fsync`ed before a segment
 /// is given up.
 pub(crate) fn checkpoint(shared: &Shared) -> Result<u64> {
-    let applied = shared.applied.load(Ordering::Acquire);
+    let Some(applied) = shared.applied_lsn() else {
+        return Err(Error::Poisoned(
+            "sled stopped applying records; the log keeps them".to_owned(),
+        ));
+    };
     shared.db.flush().map_err(sled_error)?;
     sync_tree(&shared.sled_dir).map_err(Error::from_io)?;
-    let mut sealed = shared.lock_sealed();
+    let mut sealed = lock(&shared.sealed);
     let mut kept = Vec::with_capacity(sealed.len());
     let mut dir = None;
     for segment in sealed.drain(..) {
@@ -204,15 +282,15 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The flusher thread: runs until shutdown with an empty queue, then hands back the
-/// open segment (so the final checkpoint can close it).
-pub(crate) fn run_flusher(shared: &Shared, hub: &WatchHub, mut wal: Wal) -> (Wal, u64) {
+/// open segment and its last LSN (so the final checkpoint can close it).
+pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
     let mut framed = Vec::new();
-    let mut last = shared.applied.load(Ordering::Acquire);
+    let mut last = shared.durable.load(Ordering::Acquire);
     loop {
         let group = {
             let mut state = shared.lock();
             while state.queue.is_empty() && !state.shutdown {
-                state = shared.work.wait(state).unwrap_or_else(|p| p.into_inner());
+                state = wait(&shared.work, state);
             }
             if state.queue.is_empty() {
                 break;
@@ -225,46 +303,32 @@ pub(crate) fn run_flusher(shared: &Shared, hub: &WatchHub, mut wal: Wal) -> (Wal
         }
         if let Err(e) = wal.write(&framed).and_then(|()| wal.sync()) {
             let why = format!("writing the write-ahead log failed: {e}");
-            poison(shared, group, |_| replicate(&e), &why);
+            let waiters = group.into_iter().map(|p| p.done).collect();
+            poison(shared, waiters, |_| replicate(&e), &why);
             continue;
         }
-        let group_last = group.last().map_or(last, |p| p.lsn);
-        if let Err(e) = apply_ops(&shared.db, group.iter().flat_map(|p| &p.ops), group_last) {
-            // Durable in the log, so a reopen replays it; this process lost track.
-            let why = format!("applying durable records to sled failed: {e}");
-            poison(shared, group, |why| Error::Poisoned(why.to_owned()), &why);
-            continue;
-        }
-        last = group_last;
-        shared.applied.store(last, Ordering::Release);
-        {
-            let mut state = shared.lock();
-            for p in &group {
-                if let Some(run) = p.run
-                    && state.runs.get(&run).is_some_and(|r| r.lsn == p.lsn)
-                {
-                    state.runs.remove(&run);
-                }
-            }
-        }
+        last = group.last().map_or(last, |p| p.lsn);
+        shared.durable.store(last, Ordering::Release);
+        let mut applies = Vec::with_capacity(group.len());
         for p in group {
-            if let Some(run) = p.run
-                && !p.records.is_empty()
-            {
-                hub.publish(run, p.records);
-            }
             // The appender may have given up waiting (dropped its future).
             let _ = p.done.send(Ok(()));
+            applies.push(p.apply);
+        }
+        {
+            let mut backlog = lock(&shared.backlog);
+            while backlog.records >= MAX_BACKLOG && !backlog.failed {
+                backlog = wait(&shared.backlog_changed, backlog);
+            }
+            backlog.records += applies.len();
+            backlog.groups.push_back(applies);
+            shared.backlog_changed.notify_all();
         }
         if wal.len() >= shared.segment_bytes {
             match wal.rotate(last + 1) {
                 Ok(sealed) => {
-                    shared.lock_sealed().push(sealed);
-                    let mut signal = shared
-                        .checkpoint_due
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    signal.due = true;
+                    lock(&shared.sealed).push(sealed);
+                    lock(&shared.checkpoint_due).due = true;
                     shared.checkpoint_wake.notify_one();
                 }
                 Err(e) => {
@@ -274,20 +338,83 @@ pub(crate) fn run_flusher(shared: &Shared, hub: &WatchHub, mut wal: Wal) -> (Wal
             }
         }
     }
+    let mut backlog = lock(&shared.backlog);
+    backlog.closed = true;
+    shared.backlog_changed.notify_all();
     (wal, last)
 }
 
-/// Stops the store from accepting writes: fails `group` with `first_error` and
-/// everything queued behind it with [`Error::Poisoned`].
-fn poison(shared: &Shared, group: Vec<Pending>, first_error: impl Fn(&str) -> Error, why: &str) {
+/// The applier thread: writes durable groups to sled in log order, then tells the
+/// watchers. Several waiting groups go in one sled batch.
+pub(crate) fn run_applier(shared: &Shared, hub: &WatchHub) {
+    loop {
+        let groups: Vec<Vec<Apply>> = {
+            let mut backlog = lock(&shared.backlog);
+            while backlog.groups.is_empty() && !backlog.closed {
+                backlog = wait(&shared.backlog_changed, backlog);
+            }
+            if backlog.groups.is_empty() {
+                return;
+            }
+            backlog.records = 0;
+            shared.backlog_changed.notify_all();
+            backlog.groups.drain(..).collect()
+        };
+        let records = groups.iter().flatten();
+        let Some(last) = records.clone().last().map(|a| a.lsn) else {
+            continue;
+        };
+        if let Err(e) = apply_ops(&shared.db, records.flat_map(|a| &a.ops), last) {
+            // Durable in the log, so a reopen replays it; this process lost track.
+            let why = format!("applying durable records to sled failed: {e}");
+            poison(
+                shared,
+                Vec::new(),
+                |why| Error::Poisoned(why.to_owned()),
+                &why,
+            );
+            shared.applied.send_replace(Applied::Failed);
+            lock(&shared.backlog).failed = true;
+            shared.backlog_changed.notify_all();
+            return;
+        }
+        {
+            let mut state = shared.lock();
+            for apply in groups.iter().flatten() {
+                if let Some(run) = apply.run
+                    && state.runs.get(&run).is_some_and(|r| r.lsn == apply.lsn)
+                {
+                    state.runs.remove(&run);
+                }
+            }
+        }
+        shared.applied.send_replace(Applied::Upto(last));
+        for apply in groups.into_iter().flatten() {
+            if let Some(run) = apply.run
+                && !apply.records.is_empty()
+            {
+                hub.publish(run, apply.records);
+            }
+        }
+    }
+}
+
+/// Stops the store from accepting writes: fails `waiters` with `first_error` and
+/// everything queued behind them with [`Error::Poisoned`].
+fn poison(
+    shared: &Shared,
+    waiters: Vec<oneshot::Sender<Result<()>>>,
+    first_error: impl Fn(&str) -> Error,
+    why: &str,
+) {
     tracing::error!("{why}; the store no longer accepts writes");
     let queued = {
         let mut state = shared.lock();
         state.poisoned.get_or_insert_with(|| why.to_owned());
         std::mem::take(&mut state.queue)
     };
-    for p in group {
-        let _ = p.done.send(Err(first_error(why)));
+    for done in waiters {
+        let _ = done.send(Err(first_error(why)));
     }
     for p in queued {
         let _ = p.done.send(Err(Error::Poisoned(why.to_owned())));
@@ -298,15 +425,9 @@ fn poison(shared: &Shared, group: Vec<Pending>, first_error: impl Fn(&str) -> Er
 pub(crate) fn run_checkpointer(shared: &Shared) {
     loop {
         {
-            let mut signal = shared
-                .checkpoint_due
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut signal = lock(&shared.checkpoint_due);
             while !signal.due && !signal.stop {
-                signal = shared
-                    .checkpoint_wake
-                    .wait(signal)
-                    .unwrap_or_else(|p| p.into_inner());
+                signal = wait(&shared.checkpoint_wake, signal);
             }
             if signal.stop {
                 return;

@@ -4,11 +4,13 @@
 //! a whole append: events, blobs, the run's length and summary, and the log position
 //! it reflects. Keys start with a one-byte kind; run ids are UUIDv7, so runs list in
 //! creation order, and seqs are big-endian, so a run's events scan in seq order.
+//! A run's length is its last event's seq + 1 (a reverse scan), not a stored
+//! counter: one sled insert per event is most of an append's CPU cost.
 //!
 //! | key                          | value                                   |
 //! |------------------------------|-----------------------------------------|
 //! | `e` run(16) seq(8, BE)       | the event's bytes, as appended          |
-//! | `r` run(16)                  | the run's next seq (8, BE)              |
+//! | `r` run(16)                  | version byte 1: the run exists          |
 //! | `s` run(16)                  | version byte 1, then the postcard `RunSummary` |
 //! | `b` hash(32)                 | the blob's bytes                        |
 //! | `m/applied_lsn`              | the last write-ahead-log record applied (8, BE) |
@@ -48,12 +50,15 @@ pub(crate) fn event_prefix(run: RunId) -> [u8; 17] {
     run_prefixed(EVENT, run)
 }
 
-/// The key of a run's length.
+/// The value of a run key.
+pub(crate) const RUN_MARKER: [u8; 1] = [1];
+
+/// The key marking that a run exists (it may have no events yet).
 pub(crate) fn run_key(run: RunId) -> [u8; 17] {
     run_prefixed(RUN, run)
 }
 
-/// The prefix of every run-length key (for listing runs).
+/// The prefix of every run key (for listing runs).
 pub(crate) fn run_key_prefix() -> [u8; 1] {
     [RUN]
 }
@@ -85,7 +90,7 @@ pub(crate) fn decode_event_key(run: RunId, key: &[u8]) -> Result<Seq> {
     }
 }
 
-/// The run of a run-length key.
+/// The run of a run key.
 pub(crate) fn decode_run_key(key: &[u8]) -> Result<RunId> {
     match key.get(1..).map(<[u8; 16]>::try_from) {
         Some(Ok(bytes)) if key.len() == 17 => Ok(RunId::from_bytes(bytes)),
@@ -96,7 +101,7 @@ pub(crate) fn decode_run_key(key: &[u8]) -> Result<RunId> {
     }
 }
 
-/// A stored u64 (a run's length, the applied log position).
+/// A stored u64 (the applied log position).
 pub(crate) fn decode_u64(what: &'static str, value: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(value)
         .map(u64::from_be_bytes)

@@ -68,4 +68,3 @@ fn read_owner(file: &mut File) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
-

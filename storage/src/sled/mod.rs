@@ -56,15 +56,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
-use self::commit::{Pending, PendingRun, Shared, State, sled_error};
+use self::commit::{Applied, Apply, Backlog, Pending, PendingRun, Shared, State, sled_error};
 use self::lock::DirLock;
 use self::wal::{Op, Wal};
 use crate::error::{Error, Result};
 use crate::id::{BlobHash, RunId, Seq};
 use crate::store::{AppendResult, Batch, Conflict, EventStore, Record, RunInfo};
 use crate::watch::WatchHub;
+
+/// Resolves once a queued record is durable (or its flush failed).
+type Durable = oneshot::Receiver<Result<()>>;
 
 /// Where a store lives unless told otherwise.
 pub const DEFAULT_DIR: &str = ".keel";
@@ -131,6 +134,7 @@ struct Inner {
     hub: WatchHub,
     dir: PathBuf,
     flusher: Option<JoinHandle<(Wal, u64)>>,
+    applier: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
     // Dropped last: the directory stays ours until sled and the log are closed.
     _lock: DirLock,
@@ -186,7 +190,10 @@ impl SledStore {
                 ..State::default()
             }),
             work: Condvar::new(),
-            applied: AtomicU64::new(replay_last),
+            durable: AtomicU64::new(next_lsn - 1),
+            applied: watch::Sender::new(Applied::Upto(replay_last)),
+            backlog: Mutex::new(Backlog::default()),
+            backlog_changed: Condvar::new(),
             sealed: Mutex::new(recovered.sealed),
             checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
             checkpoint_wake: Condvar::new(),
@@ -196,10 +203,17 @@ impl SledStore {
 
         let hub = WatchHub::default();
         let flusher = {
-            let (shared, hub) = (shared.clone(), hub.clone());
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("keel-wal-flush".into())
-                .spawn(move || commit::run_flusher(&shared, &hub, wal))
+                .spawn(move || commit::run_flusher(&shared, wal))
+                .map_err(Error::from_io)?
+        };
+        let applier = {
+            let (shared, hub) = (shared.clone(), hub.clone());
+            std::thread::Builder::new()
+                .name("keel-sled-apply".into())
+                .spawn(move || commit::run_applier(&shared, &hub))
                 .map_err(Error::from_io)?
         };
         let checkpointer = {
@@ -215,6 +229,7 @@ impl SledStore {
                 hub,
                 dir,
                 flusher: Some(flusher),
+                applier: Some(applier),
                 checkpointer: Some(checkpointer),
                 _lock: lock,
             }),
@@ -230,9 +245,25 @@ impl SledStore {
         if let Some(pending) = state.runs.get(&run) {
             return Ok(pending.next);
         }
-        match self.db().get(keys::run_key(run)).map_err(sled_error)? {
-            Some(v) => Ok(Some(Seq(keys::decode_u64("run length", &v)?))),
-            None => Ok(None),
+        self.stored_len(run)
+    }
+
+    /// The run's length in sled: its last event's seq + 1, or `None` if it does not
+    /// exist.
+    fn stored_len(&self, run: RunId) -> Result<Option<Seq>> {
+        if !self
+            .db()
+            .contains_key(keys::run_key(run))
+            .map_err(sled_error)?
+        {
+            return Ok(None);
+        }
+        match self.db().scan_prefix(keys::event_prefix(run)).next_back() {
+            None => Ok(Some(Seq::ZERO)),
+            Some(entry) => {
+                let (key, _) = entry.map_err(sled_error)?;
+                Ok(Some(keys::decode_event_key(run, &key)?.next()))
+            }
         }
     }
 
@@ -243,7 +274,7 @@ impl SledStore {
         ops: Vec<Op>,
         run: Option<(RunId, Option<Seq>)>,
         records: Vec<Record>,
-    ) -> oneshot::Receiver<Result<()>> {
+    ) -> Durable {
         let payload = wal::encode_ops(&ops);
         let payload_crc = crc32fast::hash(&payload);
         let lsn = state.next_lsn;
@@ -256,9 +287,12 @@ impl SledStore {
             lsn,
             payload,
             payload_crc,
-            ops,
-            run: run.map(|(r, _)| r),
-            records,
+            apply: Apply {
+                lsn,
+                ops,
+                run: run.map(|(r, _)| r),
+                records,
+            },
             done,
         });
         shared.work.notify_one();
@@ -275,7 +309,7 @@ impl SledStore {
         Ok(())
     }
 
-    async fn wait(wait: oneshot::Receiver<Result<()>>) -> Result<()> {
+    async fn wait(wait: Durable) -> Result<()> {
         // The flusher answers every record it takes, even at shutdown or on failure.
         wait.await.map_err(|_| Error::Closed)?
     }
@@ -297,7 +331,7 @@ impl SledStore {
         run: RunId,
         expected: Seq,
         batch: Batch,
-    ) -> Result<Result<(oneshot::Receiver<Result<()>>, Seq), Conflict>> {
+    ) -> Result<Result<(Durable, Seq), Conflict>> {
         let Batch {
             events,
             blobs,
@@ -329,10 +363,12 @@ impl SledStore {
                 value: record.bytes.clone(),
             });
         }
-        ops.push(Op::Put {
-            key: Bytes::copy_from_slice(&keys::run_key(run)),
-            value: Bytes::copy_from_slice(&next.0.to_be_bytes()),
-        });
+        if expected == Seq::ZERO {
+            ops.push(Op::Put {
+                key: Bytes::copy_from_slice(&keys::run_key(run)),
+                value: Bytes::from_static(&keys::RUN_MARKER),
+            });
+        }
         if let Some(summary) = &summary {
             ops.push(Op::Put {
                 key: Bytes::copy_from_slice(&keys::summary_key(run)),
@@ -370,7 +406,8 @@ fn open_sled(dir: &Path, cache_capacity: u64) -> Result<::sled::Db> {
     loop {
         match config.open() {
             Err(::sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock") && Instant::now() < deadline =>
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
             {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
@@ -386,6 +423,9 @@ impl Drop for Inner {
         shared.lock().shutdown = true;
         shared.work.notify_all();
         let flushed = self.flusher.take().and_then(|h| h.join().ok());
+        if let Some(h) = self.applier.take() {
+            let _ = h.join();
+        }
         {
             let mut signal = shared
                 .checkpoint_due
@@ -407,7 +447,9 @@ impl Drop for Inner {
                     tracing::warn!("closing the write-ahead log failed: {e}");
                 }
             }
-            Err(e) => tracing::warn!("the final checkpoint failed; the next open replays the log: {e}"),
+            Err(e) => {
+                tracing::warn!("the final checkpoint failed; the next open replays the log: {e}")
+            }
         }
     }
 }
@@ -424,6 +466,7 @@ impl EventStore for SledStore {
     }
 
     async fn read(&self, run: RunId, from: Seq) -> Result<Vec<Record>> {
+        self.inner.shared.caught_up().await?;
         let start = keys::event_key(run, from);
         let end = keys::event_key(run, Seq(u64::MAX));
         let mut records = Vec::new();
@@ -448,17 +491,17 @@ impl EventStore for SledStore {
     }
 
     async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>> {
-        let Some(len) = self.db().get(keys::run_key(run)).map_err(sled_error)? else {
-            return Ok(None);
-        };
-        self.info(run, &len).map(Some)
+        self.inner.shared.caught_up().await?;
+        self.info(run)
     }
 
     async fn list_runs(&self) -> Result<Vec<RunInfo>> {
         let mut runs = Vec::new();
+        self.inner.shared.caught_up().await?;
         for entry in self.db().scan_prefix(keys::run_key_prefix()) {
-            let (key, len) = entry.map_err(sled_error)?;
-            runs.push(self.info(keys::decode_run_key(&key)?, &len)?);
+            let (key, _) = entry.map_err(sled_error)?;
+            // A run deleted since the scan passed it is simply left out.
+            runs.extend(self.info(keys::decode_run_key(&key)?)?);
         }
         Ok(runs)
     }
@@ -483,6 +526,7 @@ impl EventStore for SledStore {
     }
 
     async fn get_blob(&self, hash: BlobHash) -> Result<Option<Bytes>> {
+        self.inner.shared.caught_up().await?;
         let value = self.db().get(keys::blob_key(&hash)).map_err(sled_error)?;
         let Some(value) = value else {
             return Ok(None);
@@ -523,17 +567,19 @@ impl EventStore for SledStore {
 }
 
 impl SledStore {
-    fn info(&self, run: RunId, len: &[u8]) -> Result<RunInfo> {
-        let next_seq = Seq(keys::decode_u64("run length", len)?);
+    fn info(&self, run: RunId) -> Result<Option<RunInfo>> {
+        let Some(next_seq) = self.stored_len(run)? else {
+            return Ok(None);
+        };
         let summary = match self.db().get(keys::summary_key(run)).map_err(sled_error)? {
             Some(v) => Some(keys::decode_summary(run, &v)?),
             None => None,
         };
-        Ok(RunInfo {
+        Ok(Some(RunInfo {
             run,
             next_seq,
             summary,
-        })
+        }))
     }
 }
 
