@@ -114,16 +114,16 @@ macro_rules! conformance_tests {
 pub fn event_bytes(run: RunId, seq: Seq, len: usize) -> Bytes {
     let mut state = u64::from_le_bytes(run.as_bytes()[8..].try_into().unwrap_or([0; 8]))
         ^ seq.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (0..len)
-        .map(|_| {
-            // xorshift: cheap, and every byte depends on run and seq.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        // xorshift: cheap, and every byte depends on run and seq.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out.into()
 }
 
 fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
