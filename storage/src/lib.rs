@@ -8,6 +8,9 @@
 //! The [`EventStore`] trait states the guarantees exactly (durability, atomic batches,
 //! compare-and-set appends, gap-free watching); every backend passes one conformance
 //! suite. Backends:
+//! - [`SledStore`] (the default): a directory on disk, `./.keel` unless told otherwise.
+//!   sled behind a write-ahead log with group commit; see its module docs for the
+//!   design and the exact durability statement.
 //! - [`MemoryStore`]: in memory, for tests and ephemeral runs.
 //!
 //! ```no_run
@@ -27,12 +30,16 @@
 //! # }
 //! ```
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod id;
 mod memory;
+mod sled;
 mod store;
 mod watch;
 
+pub use self::sled::{DEFAULT_DIR, SledOptions, SledStore};
 pub use error::{Error, Result};
 pub use id::{BlobHash, ParseBlobHashError, ParseRunIdError, RunId, Seq, Timestamp};
 pub use memory::MemoryStore;

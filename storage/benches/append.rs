@@ -1,0 +1,178 @@
+//! Durable append benchmark: the sled store against the `fdatasync` floor, in one run.
+//!
+//! `cargo bench -p keel-storage --bench append`. Prints a table; ratios are to the
+//! floor measured in the same run on the same filesystem (the machine is noisy, so
+//! absolute numbers mean little across runs). `KEEL_BENCH_SECS` sets the seconds per
+//! throughput point (default 3), `KEEL_BENCH_DIR` the directory to measure in
+//! (default: cargo's target tmp dir).
+
+// A benchmark that cannot set itself up has nothing to report: failing loudly is right.
+#![allow(clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use keel_storage::{Batch, EventStore, RunId, Seq, SledStore};
+
+const RECORD: usize = 200;
+const LATENCY_SAMPLES: usize = 3000;
+
+struct Latency {
+    p50: f64,
+    p99: f64,
+    mean: f64,
+}
+
+fn summarize(mut micros: Vec<f64>) -> Latency {
+    micros.sort_by(f64::total_cmp);
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize];
+    Latency {
+        p50: at(0.5),
+        p99: at(0.99),
+        mean: micros.iter().sum::<f64>() / micros.len() as f64,
+    }
+}
+
+/// The floor: append ~200 bytes to a plain file and `fdatasync`, one thread.
+fn floor(dir: &std::path::Path) -> Latency {
+    let path = dir.join("floor.log");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open the floor file");
+    let record = [0x5au8; RECORD];
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for _ in 0..LATENCY_SAMPLES {
+        let start = Instant::now();
+        file.write_all(&record).expect("write");
+        file.sync_data().expect("fdatasync");
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(file);
+    std::fs::remove_file(&path).expect("remove the floor file");
+    summarize(samples)
+}
+
+async fn single_writer(store: &SledStore) -> Latency {
+    let run = RunId::new();
+    let event = Bytes::from(vec![0x5au8; RECORD]);
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    for i in 0..LATENCY_SAMPLES as u64 {
+        let start = Instant::now();
+        let next = store
+            .append(run, Seq(i), Batch::events([event.clone()]))
+            .await
+            .expect("append");
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(next, Ok(Seq(i + 1)));
+    }
+    summarize(samples)
+}
+
+/// Aggregate durable appends per second with `writers` concurrent writers, each on
+/// its own run.
+async fn throughput(store: &SledStore, writers: usize, secs: f64) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let event = Bytes::from(vec![0x5au8; RECORD]);
+    let mut tasks = Vec::with_capacity(writers);
+    let start = Instant::now();
+    for _ in 0..writers {
+        let (store, stop, count, event) =
+            (store.clone(), stop.clone(), count.clone(), event.clone());
+        tasks.push(tokio::spawn(async move {
+            let run = RunId::new();
+            let mut next = Seq::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                let result = store
+                    .append(run, next, Batch::events([event.clone()]))
+                    .await
+                    .expect("append");
+                next = result.expect("no other writer on this run");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("writer task");
+    }
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let secs: f64 = std::env::var("KEEL_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let base = std::env::var_os("KEEL_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_TARGET_TMPDIR").into());
+    std::fs::create_dir_all(&base).expect("create the bench directory");
+    let dir = tempfile::tempdir_in(&base).expect("temp dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+
+    let floor_before = floor(dir.path());
+    let store = SledStore::open(dir.path().join("store")).expect("open the store");
+    let single = runtime.block_on(single_writer(&store));
+    let floor_after = floor(dir.path());
+    let floor_mean = (floor_before.mean + floor_after.mean) / 2.0;
+
+    println!(
+        "durable append, {RECORD}-byte events, in {}",
+        dir.path().display()
+    );
+    println!();
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>8}",
+        "latency (µs)", "p50", "p99", "mean", "÷floor"
+    );
+    let row = |name: &str, l: &Latency| {
+        println!(
+            "{name:<44} {:>9.1} {:>9.1} {:>9.1} {:>8.2}",
+            l.p50,
+            l.p99,
+            l.mean,
+            l.mean / floor_mean
+        );
+    };
+    row("floor: file append + fdatasync (before)", &floor_before);
+    row("floor: file append + fdatasync (after)", &floor_after);
+    row("sled store, one writer", &single);
+
+    println!();
+    let floor_rate = 1e6 / floor_mean;
+    let single_rate = 1e6 / single.mean;
+    println!(
+        "{:<44} {:>12} {:>8} {:>10}",
+        "throughput (appends/s)", "appends/s", "÷floor", "÷1 writer"
+    );
+    println!(
+        "{:<44} {:>12.0} {:>8.2} {:>10}",
+        "floor (1 / mean latency)", floor_rate, 1.0, ""
+    );
+    for writers in [1, 8, 64, 256] {
+        let rate = runtime.block_on(throughput(&store, writers, secs));
+        println!(
+            "{:<44} {:>12.0} {:>8.2} {:>10.2}",
+            format!("sled store, {writers} concurrent writers"),
+            rate,
+            rate / floor_rate,
+            rate / single_rate
+        );
+    }
+    println!();
+    println!(
+        "targets: one writer ≤ 1.3× floor latency (got {:.2}×); 64 writers ≥ 10× one writer's appends/s",
+        single.mean / floor_mean
+    );
+    drop(store);
+}

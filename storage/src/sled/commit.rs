@@ -1,0 +1,443 @@
+//! Group commit: the queue of prepared records, the flusher thread that makes them
+//! durable with one `fdatasync` per group, the applier thread that then writes them
+//! to sled, and the checkpoints that let old log segments go.
+//!
+//! An appender checks its expected seq and takes the next LSN under one mutex, so the
+//! queue's order is the log's order; it then waits. The flusher takes everything
+//! queued so far, writes it with one `write`, syncs once and wakes the appenders:
+//! their records are durable. Appends that arrive during a flush form the next group.
+//! The applier writes each durable group to sled as one batch while the flusher is
+//! already syncing the next one, then tells the watchers. sled only ever holds
+//! durable records; reads first wait until sled holds every record acknowledged
+//! before they started (usually no wait at all).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch};
+
+use super::keys;
+use super::wal::{self, Op, Sealed, Wal};
+use crate::error::{Error, Result};
+use crate::id::{RunId, Seq};
+use crate::store::Record;
+use crate::watch::WatchHub;
+
+/// How many durable records may wait for sled before the flusher waits for the
+/// applier: enough to overlap syncing and applying, small enough that measured
+/// throughput is what sled can sustain.
+const MAX_BACKLOG: usize = 4096;
+
+/// A record waiting for the next flush.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) lsn: u64,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) payload_crc: u32,
+    pub(crate) apply: Apply,
+    pub(crate) done: oneshot::Sender<Result<()>>,
+}
+
+/// What the applier does with a durable record.
+#[derive(Debug)]
+pub(crate) struct Apply {
+    pub(crate) lsn: u64,
+    pub(crate) ops: Vec<Op>,
+    /// The run whose length this record changes, if any.
+    pub(crate) run: Option<RunId>,
+    /// What watchers of `run` get once the record is in sled.
+    pub(crate) records: Vec<Record>,
+}
+
+/// A run's state as changed by records not yet applied to sled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingRun {
+    /// The run's length once those records are applied; `None` if deleted.
+    pub(crate) next: Option<Seq>,
+    /// The last record that changed it.
+    pub(crate) lsn: u64,
+}
+
+/// What appenders, the flusher and the applier share, under one mutex.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) queue: Vec<Pending>,
+    pub(crate) runs: HashMap<RunId, PendingRun>,
+    pub(crate) next_lsn: u64,
+    pub(crate) poisoned: Option<String>,
+    pub(crate) shutdown: bool,
+}
+
+/// Durable groups on their way to sled.
+#[derive(Debug, Default)]
+pub(crate) struct Backlog {
+    groups: VecDeque<Vec<Apply>>,
+    records: usize,
+    /// The flusher has stopped; the applier ends once the backlog is empty.
+    closed: bool,
+    /// The applier has stopped after a failure; nothing will drain the backlog.
+    failed: bool,
+}
+
+/// How far sled has caught up with the log, for reads to wait on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Every record up to this LSN is in sled.
+    Upto(u64),
+    /// Applying failed; sled will not catch up in this process.
+    Failed,
+}
+
+/// The parts of a store its threads share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) db: sled::Db,
+    pub(crate) sled_dir: PathBuf,
+    pub(crate) segment_bytes: u64,
+    pub(crate) state: Mutex<State>,
+    /// Wakes the flusher when the queue gains a record or the store shuts down.
+    pub(crate) work: Condvar,
+    /// The last LSN made durable.
+    pub(crate) durable: AtomicU64,
+    /// The last LSN applied to sled, for reads to wait on.
+    pub(crate) applied: watch::Sender<Applied>,
+    pub(crate) backlog: Mutex<Backlog>,
+    /// Wakes the applier (work arrived) and the flusher (room in the backlog).
+    pub(crate) backlog_changed: Condvar,
+    /// Finished segments, deleted once a checkpoint covers them.
+    pub(crate) sealed: Mutex<Vec<Sealed>>,
+    /// Whether the checkpointer has work (or should stop), and its wake-up.
+    pub(crate) checkpoint_due: Mutex<CheckpointSignal>,
+    pub(crate) checkpoint_wake: Condvar,
+}
+
+/// Tells the checkpointer what to do next.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointSignal {
+    pub(crate) due: bool,
+    pub(crate) stop: bool,
+}
+
+/// Locks a mutex whose holders never leave its data half-updated, so a panic in
+/// another holder does not make it unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    condvar.wait(guard).unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// The LSN sled has applied up to.
+    pub(crate) fn applied_lsn(&self) -> Option<u64> {
+        match *self.applied.borrow() {
+            Applied::Upto(lsn) => Some(lsn),
+            Applied::Failed => None,
+        }
+    }
+
+    /// Waits until sled holds every record acknowledged before this call.
+    pub(crate) async fn caught_up(&self) -> Result<()> {
+        let target = self.durable.load(Ordering::Acquire);
+        let mut rx = self.applied.subscribe();
+        let reached = rx
+            .wait_for(|a| match a {
+                Applied::Upto(lsn) => *lsn >= target,
+                Applied::Failed => true,
+            })
+            .await
+            .map(|a| *a);
+        match reached {
+            Ok(Applied::Upto(_)) => Ok(()),
+            Ok(Applied::Failed) | Err(_) => Err(Error::Poisoned(
+                self.lock()
+                    .poisoned
+                    .clone()
+                    .unwrap_or_else(|| "the store was closed".to_owned()),
+            )),
+        }
+    }
+}
+
+/// Maps a sled failure to ours.
+pub(crate) fn sled_error(err: sled::Error) -> Error {
+    match err {
+        sled::Error::Io(e) => Error::from_io(e),
+        sled::Error::Corruption { at, .. } => Error::CorruptMeta {
+            what: "sled tree",
+            detail: format!("sled found corrupt data at {at:?}"),
+        },
+        other => Error::Backend(other.to_string()),
+    }
+}
+
+/// A copy of an I/O error for each waiter of a failed group (`io::Error` is not
+/// `Clone`); keeps the kind, so a full disk is still reported as one.
+fn replicate(err: &std::io::Error) -> Error {
+    Error::from_io(std::io::Error::new(err.kind(), err.to_string()))
+}
+
+/// Applies records to sled as one atomic batch, together with the LSN they reach.
+pub(crate) fn apply_ops<'a>(
+    db: &sled::Db,
+    ops: impl IntoIterator<Item = &'a Op>,
+    last_lsn: u64,
+) -> Result<()> {
+    // Later writes to a key win, as they would applied one by one.
+    let mut writes: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
+    for op in ops {
+        match op {
+            Op::Put { key, value } => {
+                writes.insert(key.clone(), Some(value.clone()));
+            }
+            Op::Remove { key } => {
+                writes.insert(key.clone(), None);
+            }
+            Op::RemovePrefix { prefix } => {
+                for (_, value) in writes
+                    .range_mut(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                {
+                    *value = None;
+                }
+                for entry in db.scan_prefix(prefix) {
+                    let (key, _) = entry.map_err(sled_error)?;
+                    writes.insert(Bytes::copy_from_slice(&key), None);
+                }
+            }
+        }
+    }
+    let mut batch = sled::Batch::default();
+    for (key, value) in writes {
+        match value {
+            Some(value) => batch.insert(&key[..], &value[..]),
+            None => batch.remove(&key[..]),
+        }
+    }
+    batch.insert(keys::APPLIED_LSN, &last_lsn.to_be_bytes());
+    db.apply_batch(batch).map_err(sled_error)
+}
+
+/// Makes sled's state up to now durable, then deletes the segments it covers.
+///
+/// sled's own `flush` ends in `sync_file_range`, which neither flushes the drive's
+/// cache nor the file's metadata, and it writes large values to files it never syncs;
+/// so after it, every file and directory of the tree is `fsync`ed before a segment
+/// is given up.
+pub(crate) fn checkpoint(shared: &Shared) -> Result<u64> {
+    let Some(applied) = shared.applied_lsn() else {
+        return Err(Error::Poisoned(
+            "sled stopped applying records; the log keeps them".to_owned(),
+        ));
+    };
+    shared.db.flush().map_err(sled_error)?;
+    sync_tree(&shared.sled_dir).map_err(Error::from_io)?;
+    let mut sealed = lock(&shared.sealed);
+    let mut kept = Vec::with_capacity(sealed.len());
+    let mut dir = None;
+    for segment in sealed.drain(..) {
+        if segment.last_lsn <= applied {
+            wal::remove_if_present(&segment.path).map_err(Error::from_io)?;
+            dir = segment.path.parent().map(Path::to_path_buf);
+        } else {
+            kept.push(segment);
+        }
+    }
+    *sealed = kept;
+    drop(sealed);
+    // Not needed for safety (replay skips what sled has), only to free the names.
+    if let Some(dir) = dir {
+        wal::sync_dir(&dir).map_err(Error::from_io)?;
+    }
+    Ok(applied)
+}
+
+/// `fsync`s every file and directory under `dir`.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let result = if kind.is_dir() {
+            sync_tree(&entry.path())
+        } else if kind.is_file() {
+            std::fs::File::open(entry.path()).and_then(|f| f.sync_all())
+        } else {
+            Ok(())
+        };
+        match result {
+            // sled removes old blob files and snapshots concurrently.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    wal::sync_dir(dir)
+}
+
+/// The flusher thread: runs until shutdown with an empty queue, then hands back the
+/// open segment and its last LSN (so the final checkpoint can close it).
+pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
+    let mut framed = Vec::new();
+    let mut last = shared.durable.load(Ordering::Acquire);
+    loop {
+        let group = {
+            let mut state = shared.lock();
+            while state.queue.is_empty() && !state.shutdown {
+                state = wait(&shared.work, state);
+            }
+            if state.queue.is_empty() {
+                break;
+            }
+            std::mem::take(&mut state.queue)
+        };
+        framed.clear();
+        for p in &group {
+            wal::frame(&mut framed, p.lsn, &p.payload, p.payload_crc);
+        }
+        if let Err(e) = wal.write(&framed).and_then(|()| wal.sync()) {
+            let why = format!("writing the write-ahead log failed: {e}");
+            let waiters = group.into_iter().map(|p| p.done).collect();
+            poison(shared, waiters, |_| replicate(&e), &why);
+            continue;
+        }
+        last = group.last().map_or(last, |p| p.lsn);
+        shared.durable.store(last, Ordering::Release);
+        let mut applies = Vec::with_capacity(group.len());
+        for p in group {
+            // The appender may have given up waiting (dropped its future).
+            let _ = p.done.send(Ok(()));
+            applies.push(p.apply);
+        }
+        {
+            let mut backlog = lock(&shared.backlog);
+            while backlog.records >= MAX_BACKLOG && !backlog.failed {
+                backlog = wait(&shared.backlog_changed, backlog);
+            }
+            backlog.records += applies.len();
+            backlog.groups.push_back(applies);
+            shared.backlog_changed.notify_all();
+        }
+        if wal.len() >= shared.segment_bytes {
+            match wal.rotate(last + 1) {
+                Ok(sealed) => {
+                    lock(&shared.sealed).push(sealed);
+                    lock(&shared.checkpoint_due).due = true;
+                    shared.checkpoint_wake.notify_one();
+                }
+                Err(e) => {
+                    let why = format!("starting a new write-ahead-log segment failed: {e}");
+                    poison(shared, Vec::new(), |_| replicate(&e), &why);
+                }
+            }
+        }
+    }
+    let mut backlog = lock(&shared.backlog);
+    backlog.closed = true;
+    shared.backlog_changed.notify_all();
+    (wal, last)
+}
+
+/// The applier thread: writes durable groups to sled in log order, then tells the
+/// watchers. Several waiting groups go in one sled batch.
+pub(crate) fn run_applier(shared: &Shared, hub: &WatchHub) {
+    loop {
+        let groups: Vec<Vec<Apply>> = {
+            let mut backlog = lock(&shared.backlog);
+            while backlog.groups.is_empty() && !backlog.closed {
+                backlog = wait(&shared.backlog_changed, backlog);
+            }
+            if backlog.groups.is_empty() {
+                return;
+            }
+            backlog.records = 0;
+            shared.backlog_changed.notify_all();
+            backlog.groups.drain(..).collect()
+        };
+        let records = groups.iter().flatten();
+        let Some(last) = records.clone().last().map(|a| a.lsn) else {
+            continue;
+        };
+        if let Err(e) = apply_ops(&shared.db, records.flat_map(|a| &a.ops), last) {
+            // Durable in the log, so a reopen replays it; this process lost track.
+            let why = format!("applying durable records to sled failed: {e}");
+            poison(
+                shared,
+                Vec::new(),
+                |why| Error::Poisoned(why.to_owned()),
+                &why,
+            );
+            shared.applied.send_replace(Applied::Failed);
+            lock(&shared.backlog).failed = true;
+            shared.backlog_changed.notify_all();
+            return;
+        }
+        {
+            let mut state = shared.lock();
+            for apply in groups.iter().flatten() {
+                if let Some(run) = apply.run
+                    && state.runs.get(&run).is_some_and(|r| r.lsn == apply.lsn)
+                {
+                    state.runs.remove(&run);
+                }
+            }
+        }
+        shared.applied.send_replace(Applied::Upto(last));
+        for apply in groups.into_iter().flatten() {
+            if let Some(run) = apply.run
+                && !apply.records.is_empty()
+            {
+                hub.publish(run, apply.records);
+            }
+        }
+    }
+}
+
+/// Stops the store from accepting writes: fails `waiters` with `first_error` and
+/// everything queued behind them with [`Error::Poisoned`].
+fn poison(
+    shared: &Shared,
+    waiters: Vec<oneshot::Sender<Result<()>>>,
+    first_error: impl Fn(&str) -> Error,
+    why: &str,
+) {
+    tracing::error!("{why}; the store no longer accepts writes");
+    let queued = {
+        let mut state = shared.lock();
+        state.poisoned.get_or_insert_with(|| why.to_owned());
+        std::mem::take(&mut state.queue)
+    };
+    for done in waiters {
+        let _ = done.send(Err(first_error(why)));
+    }
+    for p in queued {
+        let _ = p.done.send(Err(Error::Poisoned(why.to_owned())));
+    }
+}
+
+/// The checkpointer thread: checkpoints whenever a segment was sealed, until stopped.
+pub(crate) fn run_checkpointer(shared: &Shared) {
+    loop {
+        {
+            let mut signal = lock(&shared.checkpoint_due);
+            while !signal.due && !signal.stop {
+                signal = wait(&shared.checkpoint_wake, signal);
+            }
+            if signal.stop {
+                return;
+            }
+            signal.due = false;
+        }
+        // A failed checkpoint loses nothing (the log keeps the records); the next
+        // sealed segment retries.
+        if let Err(e) = checkpoint(shared) {
+            tracing::warn!("checkpointing sled failed, keeping the write-ahead log: {e}");
+        }
+    }
+}
