@@ -17,14 +17,21 @@
 //! # }
 //! ```
 
+pub mod anthropic;
 mod error;
+mod http;
 mod json;
 mod provider;
+pub mod retry;
+pub mod sse;
 mod types;
 
+pub use anthropic::Anthropic;
 pub use error::{Error, Result};
+pub use http::{ApiKey, Flow, HttpSettings};
 pub use json::Json;
 pub use provider::{DeltaSink, DynLlmProvider, LlmProvider, SharedProvider};
+pub use retry::RetryPolicy;
 pub use types::{
     ContentBlock, Delta, Message, Request, Response, Role, StopReason, ThinkingConfig,
     ToolDefinition, Usage,

@@ -252,6 +252,18 @@ pub enum Delta {
     Text(String),
     /// More visible reasoning.
     Thinking(String),
+    /// The attempt streaming so far failed (a transient fault) and the provider will
+    /// send the whole request again after `delay_ms`. Every `Text` and `Thinking` delta
+    /// received since the call began (or since the previous `Retry`) belonged to the
+    /// failed attempt: discard it; the next attempt streams from its beginning.
+    Retry {
+        /// The attempt about to start (2 for the first retry).
+        attempt: u32,
+        /// How long the provider waits before it.
+        delay_ms: u64,
+        /// The fault, for display.
+        reason: String,
+    },
 }
 
 #[cfg(test)]
