@@ -207,6 +207,15 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The start of a text, for error messages.
+pub(crate) fn snippet(text: &str) -> &str {
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Whether an HTTP status is worth retrying, as the official SDKs decide it, unless the
 /// server says otherwise with `x-should-retry`.
 pub(crate) fn status_is_retryable(status: u16, headers: &HeaderMap) -> bool {

@@ -21,6 +21,7 @@ pub mod anthropic;
 mod error;
 mod http;
 mod json;
+pub mod openai;
 mod provider;
 pub mod retry;
 pub mod sse;
@@ -30,6 +31,7 @@ pub use anthropic::Anthropic;
 pub use error::{Error, Result};
 pub use http::{ApiKey, Flow, HttpSettings};
 pub use json::Json;
+pub use openai::OpenAi;
 pub use provider::{DeltaSink, DynLlmProvider, LlmProvider, SharedProvider};
 pub use retry::RetryPolicy;
 pub use types::{

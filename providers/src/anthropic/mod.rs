@@ -229,7 +229,7 @@ fn status_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
         Ok(parsed) => (parsed.error.kind, parsed.error.message),
         Err(_) => (
             format!("http_{status}"),
-            stream::snippet(String::from_utf8_lossy(body).trim()).to_owned(),
+            http::snippet(String::from_utf8_lossy(body).trim()).to_owned(),
         ),
     };
     if message.is_empty() {

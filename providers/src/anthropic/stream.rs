@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::http::{Decoder, Flow};
+use crate::http::{Decoder, Flow, snippet};
 use crate::json::Json;
 use crate::provider::DeltaSink;
 use crate::sse;
@@ -186,15 +186,6 @@ fn parse<'a, T: Deserialize<'a>>(event: &'a sse::Event) -> Result<T> {
             snippet(&event.data)
         ))
     })
-}
-
-/// The start of a text, for error messages.
-pub(crate) fn snippet(text: &str) -> &str {
-    let mut end = text.len().min(200);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl Accumulator {
