@@ -180,6 +180,36 @@ pub enum StopReason {
     Other(String),
 }
 
+impl StopReason {
+    /// The reason named as Anthropic's API (and Keel's scripts) name it: `end_turn`,
+    /// `tool_use`, `max_tokens`, `stop_sequence`, `pause_turn`, `refusal`; any other
+    /// name is [`StopReason::Other`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "end_turn" => StopReason::EndTurn,
+            "tool_use" => StopReason::ToolUse,
+            "max_tokens" => StopReason::MaxTokens,
+            "stop_sequence" => StopReason::StopSequence,
+            "pause_turn" => StopReason::PauseTurn,
+            "refusal" => StopReason::Refusal,
+            other => StopReason::Other(other.to_owned()),
+        }
+    }
+
+    /// The name [`StopReason::from_name`] reads.
+    pub fn name(&self) -> &str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::ToolUse => "tool_use",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::StopSequence => "stop_sequence",
+            StopReason::PauseTurn => "pause_turn",
+            StopReason::Refusal => "refusal",
+            StopReason::Other(name) => name,
+        }
+    }
+}
+
 /// Tokens spent by one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Usage {

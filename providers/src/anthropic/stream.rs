@@ -356,7 +356,7 @@ impl Accumulator {
         let stop_reason = self
             .stop_reason
             .as_deref()
-            .map(stop_reason)
+            .map(StopReason::from_name)
             .ok_or_else(|| protocol("message_stop arrived without a stop_reason"))?;
         let mut content = Vec::with_capacity(self.blocks.len());
         for (index, block) in self.blocks.into_iter().enumerate() {
@@ -433,19 +433,6 @@ fn finish_block(block: Partial, index: usize) -> Result<ContentBlock> {
             }
         }
     })
-}
-
-/// The neutral stop reason of an API `stop_reason`.
-pub(crate) fn stop_reason(reason: &str) -> StopReason {
-    match reason {
-        "end_turn" => StopReason::EndTurn,
-        "tool_use" => StopReason::ToolUse,
-        "max_tokens" => StopReason::MaxTokens,
-        "stop_sequence" => StopReason::StopSequence,
-        "pause_turn" => StopReason::PauseTurn,
-        "refusal" => StopReason::Refusal,
-        other => StopReason::Other(other.to_owned()),
-    }
 }
 
 /// A whole (non-streamed) Messages response, as `POST /v1/messages` without `stream`
