@@ -29,6 +29,21 @@ pub trait LlmProvider: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Response>> + Send + 'a;
 }
 
+/// A shared provider is a provider, so a test can keep an `Arc` to read a
+/// [`Scripted`](crate::Scripted) provider's counters while the engine holds a clone.
+impl<P: LlmProvider> LlmProvider for Arc<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+        on_delta: DeltaSink<'a>,
+    ) -> impl Future<Output = Result<Response>> + Send + 'a {
+        (**self).complete(request, on_delta)
+    }
+}
+
 /// The object-safe form of [`LlmProvider`]; use [`SharedProvider`] to hold one.
 pub trait DynLlmProvider: Send + Sync + 'static {
     /// See [`LlmProvider::name`].

@@ -180,6 +180,36 @@ pub enum StopReason {
     Other(String),
 }
 
+impl StopReason {
+    /// The reason named as Anthropic's API (and Keel's scripts) name it: `end_turn`,
+    /// `tool_use`, `max_tokens`, `stop_sequence`, `pause_turn`, `refusal`; any other
+    /// name is [`StopReason::Other`].
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "end_turn" => StopReason::EndTurn,
+            "tool_use" => StopReason::ToolUse,
+            "max_tokens" => StopReason::MaxTokens,
+            "stop_sequence" => StopReason::StopSequence,
+            "pause_turn" => StopReason::PauseTurn,
+            "refusal" => StopReason::Refusal,
+            other => StopReason::Other(other.to_owned()),
+        }
+    }
+
+    /// The name [`StopReason::from_name`] reads.
+    pub fn name(&self) -> &str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::ToolUse => "tool_use",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::StopSequence => "stop_sequence",
+            StopReason::PauseTurn => "pause_turn",
+            StopReason::Refusal => "refusal",
+            StopReason::Other(name) => name,
+        }
+    }
+}
+
 /// Tokens spent by one call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Usage {
@@ -252,6 +282,18 @@ pub enum Delta {
     Text(String),
     /// More visible reasoning.
     Thinking(String),
+    /// The attempt streaming so far failed (a transient fault) and the provider will
+    /// send the whole request again after `delay_ms`. Every `Text` and `Thinking` delta
+    /// received since the call began (or since the previous `Retry`) belonged to the
+    /// failed attempt: discard it; the next attempt streams from its beginning.
+    Retry {
+        /// The attempt about to start (2 for the first retry).
+        attempt: u32,
+        /// How long the provider waits before it.
+        delay_ms: u64,
+        /// The fault, for display.
+        reason: String,
+    },
 }
 
 #[cfg(test)]

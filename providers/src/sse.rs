@@ -1,0 +1,233 @@
+//! An incremental parser for `text/event-stream` (server-sent events).
+//!
+//! Both providers stream their answers as SSE. The parser is pure and byte-oriented:
+//! feed it the body in whatever pieces the network delivers — split anywhere, including
+//! inside a UTF-8 sequence or between the `\r` and `\n` of a line ending — and it
+//! returns each event once its terminating blank line has arrived. It follows the
+//! WHATWG "event stream interpretation": `\r\n`, `\r` and `\n` all end a line, a leading
+//! byte-order mark is dropped, lines starting with `:` are comments, one space after the
+//! field's colon is dropped, several `data` lines join with `\n`, an event without
+//! `data` is not dispatched, and the event type defaults to `message`.
+//!
+//! Lines are decoded as UTF-8 only once complete, so a character split across two reads
+//! decodes the same as an unsplit one; invalid bytes become U+FFFD as the standard says.
+//!
+//! A server that never ends a line would otherwise grow the buffer without bound, so
+//! the parser refuses an event larger than [`Parser::with_limit`] (default
+//! [`DEFAULT_LIMIT`]).
+//!
+//! ```
+//! use keel_providers::sse::Parser;
+//!
+//! let mut parser = Parser::new();
+//! let mut events = Vec::new();
+//! parser.feed(b"event: ping\r\ndata: {\"a\"", &mut events).unwrap();
+//! assert!(events.is_empty());
+//! parser.feed(b":1}\r\n\r\n", &mut events).unwrap();
+//! assert_eq!(events[0].event, "ping");
+//! assert_eq!(events[0].data, "{\"a\":1}");
+//! ```
+
+use std::fmt;
+
+/// The default bound on one event's size (line being assembled plus its data), 16 MiB.
+pub const DEFAULT_LIMIT: usize = 16 * 1024 * 1024;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// One dispatched event.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Event {
+    /// The `event` field, or `message` when the event had none.
+    pub event: String,
+    /// The `data` lines joined with `\n`.
+    pub data: String,
+    /// The last `id` seen on the stream so far (empty if none), as the standard defines it.
+    pub id: String,
+}
+
+/// An event grew past the parser's limit. The stream cannot be trusted any further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// The limit in bytes.
+    pub limit: usize,
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a server-sent event exceeded {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+/// The incremental SSE parser. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Parser {
+    /// Bytes of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    /// The previous read ended in `\r`: a `\n` starting the next read belongs to it.
+    after_cr: bool,
+    /// No line has been completed yet (a byte-order mark may start the first one).
+    at_start: bool,
+    event: String,
+    data: String,
+    id: String,
+    retry: Option<u64>,
+    limit: usize,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Parser {
+    /// A parser with the default size limit.
+    pub fn new() -> Self {
+        Self::with_limit(DEFAULT_LIMIT)
+    }
+
+    /// A parser refusing events larger than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            partial: Vec::new(),
+            after_cr: false,
+            at_start: true,
+            event: String::new(),
+            data: String::new(),
+            id: String::new(),
+            retry: None,
+            limit,
+        }
+    }
+
+    /// Parses the next piece of the stream, appending every event it completes to `out`.
+    ///
+    /// After an error the parser's state is unspecified; drop it with the stream.
+    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<Event>) -> Result<(), LimitExceeded> {
+        if self.after_cr && !input.is_empty() {
+            self.after_cr = false;
+            if input[0] == b'\n' {
+                input = &input[1..];
+            }
+        }
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', input) {
+            if self.partial.is_empty() {
+                self.line(&input[..end], out)?;
+            } else {
+                self.grow(end)?;
+                self.partial.extend_from_slice(&input[..end]);
+                let line = std::mem::take(&mut self.partial);
+                let result = self.line(&line, out);
+                self.partial = line;
+                self.partial.clear();
+                result?;
+            }
+            let mut next = end + 1;
+            if input[end] == b'\r' {
+                match input.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
+            input = &input[next..];
+        }
+        self.grow(input.len())?;
+        self.partial.extend_from_slice(input);
+        Ok(())
+    }
+
+    /// Parses a whole body at once and returns its events (a convenience for tests and
+    /// tools; streaming callers use [`Parser::feed`]).
+    pub fn parse_all(body: &[u8]) -> Result<Vec<Event>, LimitExceeded> {
+        let mut parser = Parser::new();
+        let mut out = Vec::new();
+        parser.feed(body, &mut out)?;
+        Ok(out)
+    }
+
+    /// Whether an event has begun but not been dispatched: at the end of a stream this
+    /// means the stream was cut (the standard discards such an event).
+    pub fn has_partial_event(&self) -> bool {
+        !self.partial.is_empty() || !self.data.is_empty() || !self.event.is_empty()
+    }
+
+    /// The reconnection time the server asked for with a `retry` field, in milliseconds.
+    pub fn retry_ms(&self) -> Option<u64> {
+        self.retry
+    }
+
+    fn grow(&self, more: usize) -> Result<(), LimitExceeded> {
+        if self.partial.len() + self.data.len() + more > self.limit {
+            Err(LimitExceeded { limit: self.limit })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn line(&mut self, mut line: &[u8], out: &mut Vec<Event>) -> Result<(), LimitExceeded> {
+        if self.at_start {
+            self.at_start = false;
+            line = line.strip_prefix(BOM).unwrap_or(line);
+        }
+        if line.is_empty() {
+            self.dispatch(out);
+            return Ok(());
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(0) => return Ok(()),
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"data" => {
+                if self.data.len() + value.len() + 1 > self.limit {
+                    return Err(LimitExceeded { limit: self.limit });
+                }
+                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push('\n');
+            }
+            b"event" => {
+                self.event.clear();
+                self.event.push_str(&String::from_utf8_lossy(value));
+            }
+            b"id" if !value.contains(&0) => {
+                self.id.clear();
+                self.id.push_str(&String::from_utf8_lossy(value));
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                self.retry = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<Event>) {
+        if self.data.is_empty() {
+            self.event.clear();
+            return;
+        }
+        self.data.pop();
+        let event = if self.event.is_empty() {
+            String::from("message")
+        } else {
+            std::mem::take(&mut self.event)
+        };
+        out.push(Event {
+            event,
+            data: std::mem::take(&mut self.data),
+            id: self.id.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "sse_tests.rs"]
+mod tests;
