@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use keel_tools::ApprovalForm;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{CallId, StepKey};
 
 /// A person's answer to a step: approve or deny a call, or answer a question.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Decision {
     /// Approve (or answer) rather than deny (or decline).
     pub approved: bool,
@@ -78,7 +79,7 @@ impl Decision {
 }
 
 /// A step waiting for a person.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PendingStep {
     /// The step's key (name it in the answer).
     pub step: StepKey,
@@ -91,7 +92,8 @@ pub struct PendingStep {
 }
 
 /// How a run stands once nobody is executing it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
 pub enum RunOutcome {
     /// It finished with an output.
     Completed {

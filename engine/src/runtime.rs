@@ -21,7 +21,7 @@ use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::event::{Event, Resolution, RunStarted, Stamped, Text};
 use crate::ids::{StepKey, Turn};
-use crate::replay::replay;
+use crate::replay::{ReplayReport, check_events, replay, replay_events};
 use crate::state::{CallPhase, RunEnd, RunState};
 use crate::stream::RunEvent;
 
@@ -97,21 +97,6 @@ pub struct RecoveryReport {
     pub waiting: Vec<RunId>,
     /// Runs that could not be resumed, and why.
     pub failed: Vec<(RunId, Error)>,
-}
-
-/// What replaying a run found.
-#[derive(Debug)]
-pub struct ReplayReport {
-    /// The run.
-    pub run: RunId,
-    /// Events replayed.
-    pub events: u64,
-    /// LLM responses replayed (none was requested again).
-    pub turns: u32,
-    /// Where the log leaves the run.
-    pub status: RunStatus,
-    /// `Ok` when the log is exactly what the current definition would produce.
-    pub verdict: std::result::Result<(), Box<crate::error::NonDeterminism>>,
 }
 
 /// A handle on one run.
@@ -261,28 +246,13 @@ impl Keel {
     /// no tool — and reports whether the current definition of its agent would
     /// produce exactly that log.
     pub async fn replay(&self, run: RunId) -> Result<ReplayReport> {
-        let records = self.read_log(run).await?;
-        let plain = replay(run, &records, None)?;
-        let agent_id = plain
-            .started()
-            .map(|s| s.agent.id.clone())
-            .unwrap_or_default();
-        let agent = self.agent(&agent_id).ok_or_else(|| Error::UnknownAgent {
-            run,
-            agent: agent_id.clone(),
-        })?;
-        let verdict = match replay(run, &records, Some(&agent)) {
-            Ok(_) => Ok(()),
-            Err(Error::NonDeterminism(nd)) => Err(nd),
-            Err(other) => return Err(other),
-        };
-        Ok(ReplayReport {
-            run,
-            events: records.len() as u64,
-            turns: plain.responses(),
-            status: plain.status(),
-            verdict,
-        })
+        let events = self.read_events(run).await?;
+        if events.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        let plain = replay_events(run, events.iter().map(|(s, e)| (*s, e)), None)?;
+        let agent = self.agent_of(&plain)?;
+        check_events(run, &events, &agent)
     }
 
     /// The run's events: everything recorded so far, then new events and text deltas
@@ -322,6 +292,9 @@ impl Keel {
                     }
                     Ok(Live::Delta(turn, Delta::Text(text))) => yield RunEvent::TextDelta { turn, text },
                     Ok(Live::Delta(turn, Delta::Thinking(text))) => yield RunEvent::ThinkingDelta { turn, text },
+                    Ok(Live::Delta(turn, Delta::Retry { attempt, delay_ms, reason })) => {
+                        yield RunEvent::LlmRetrying { turn, attempt, delay_ms, reason };
+                    }
                     Ok(Live::Idle) => {}
                     Ok(Live::Fault(reason)) => {
                         Err(Error::Halted { run, reason: reason.to_string() })?;
@@ -433,7 +406,7 @@ impl Keel {
         step: &StepKey,
         decision: Decision,
     ) -> Result<(Claim, RunState)> {
-        let claim = self.claim(run)?;
+        let claim = self.claim_when_idle(run).await?;
         let records = self.read_log(run).await?;
         if records.is_empty() {
             return Err(Error::UnknownRun(run));
@@ -594,6 +567,12 @@ impl Keel {
     /// Starts a new run from the first `at` events of `run` (time travel): the prefix
     /// replays from the log, then the fork goes live. The fork records its parent.
     pub async fn fork(&self, run: RunId, at: Seq) -> Result<RunHandle> {
+        self.fork_with(run, at, true).await
+    }
+
+    /// [`Keel::fork`], choosing whether the fork starts executing now (`start`) or
+    /// waits for [`Keel::continue_run`].
+    pub async fn fork_with(&self, run: RunId, at: Seq, start: bool) -> Result<RunHandle> {
         let records = self.read_log(run).await?;
         if records.is_empty() {
             return Err(Error::UnknownRun(run));
@@ -630,7 +609,7 @@ impl Keel {
         let claim = self.claim(fork)?;
         self.append_raw(fork, Seq::ZERO, encoded, Vec::new(), &state)
             .await?;
-        if state.end().is_none() && state.waiting().is_empty() {
+        if start && state.end().is_none() && state.waiting().is_empty() {
             self.spawn(Driver::new(self.clone(), agent, state, claim));
         }
         Ok(self.handle(fork))
@@ -643,6 +622,11 @@ impl Keel {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+    }
+
+    /// The runs executing in this process.
+    pub fn active_runs(&self) -> Vec<RunId> {
+        self.lock_active().keys().copied().collect()
     }
 
     /// Whether the run is executing in this process.
@@ -666,6 +650,32 @@ impl Keel {
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, ActiveRun>> {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims the run, waiting a moment if it is just suspending: a driver publishes
+    /// the event that suspends the run an instant before it lets go of it, and a
+    /// quick answer must not fail for that.
+    async fn claim_when_idle(&self, run: RunId) -> Result<Claim> {
+        let mut rx = self.subscribe(run);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match self.claim(run) {
+                Err(Error::Busy(_)) => {
+                    let idle = async {
+                        loop {
+                            match rx.recv().await {
+                                Ok(Live::Idle) | Err(broadcast::error::RecvError::Closed) => break,
+                                _ => {}
+                            }
+                        }
+                    };
+                    if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                        return Err(Error::Busy(run));
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     pub(crate) fn claim(&self, run: RunId) -> Result<Claim> {

@@ -3,7 +3,7 @@
 use keel_providers::{Json, Response};
 use keel_storage::{RunId, Seq, Timestamp};
 use keel_tools::ApprovalForm;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, FinishKind, Resolution, Stamped};
 use crate::ids::{CallId, StepKey, Turn};
@@ -14,7 +14,7 @@ use crate::state::RunState;
 /// Every variant but the deltas is a recorded event (with its `seq`); deltas are
 /// live only and never stored. `ToolCallRequested` is derived from the response that
 /// made the call (requests are derived, not stored).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     /// The run began.
@@ -47,6 +47,18 @@ pub enum RunEvent {
         turn: Turn,
         /// The text.
         text: String,
+    },
+    /// The provider hit a transient fault and sends the call again (live only): the
+    /// deltas of this turn so far belonged to the failed attempt.
+    LlmRetrying {
+        /// The turn.
+        turn: Turn,
+        /// The attempt about to start (2 for the first retry).
+        attempt: u32,
+        /// How long the provider waits first.
+        delay_ms: u64,
+        /// The fault.
+        reason: String,
     },
     /// More visible reasoning from the model (live only).
     ThinkingDelta {
@@ -179,6 +191,26 @@ impl RunEvent {
                 | RunEvent::RunFailed { .. }
                 | RunEvent::RunCancelled { .. }
         )
+    }
+
+    /// The seq of the recorded event this comes from; `None` for live deltas.
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            RunEvent::TextDelta { .. }
+            | RunEvent::ThinkingDelta { .. }
+            | RunEvent::LlmRetrying { .. } => None,
+            RunEvent::RunStarted { seq, .. }
+            | RunEvent::LlmCallStarted { seq, .. }
+            | RunEvent::LlmResponded { seq, .. }
+            | RunEvent::ToolCallRequested { seq, .. }
+            | RunEvent::ApprovalRequested { seq, .. }
+            | RunEvent::ApprovalResolved { seq, .. }
+            | RunEvent::ToolStarted { seq, .. }
+            | RunEvent::ToolFinished { seq, .. }
+            | RunEvent::RunCompleted { seq, .. }
+            | RunEvent::RunFailed { seq, .. }
+            | RunEvent::RunCancelled { seq, .. } => Some(*seq),
+        }
     }
 
     /// Builds the subscriber view of a recorded event. `state` is the run's state
