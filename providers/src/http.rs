@@ -313,12 +313,27 @@ impl Endpoint {
                 retry_after: retry_after(&headers, SystemTime::now()),
             });
         }
-        let is_json = response
+        let content_type = response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/json"));
-        if is_json {
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/html") {
+            // A proxy's or portal's page, not the API: retrying would not help.
+            let body = self
+                .read_body(&mut response, ERROR_BODY_LIMIT, true)
+                .await
+                .unwrap_or_default();
+            return Err(self
+                .protocol(format!(
+                    "expected an event stream but got an HTML page (is the base URL right?): {}",
+                    snippet(String::from_utf8_lossy(&body).trim())
+                ))
+                .into());
+        }
+        if content_type.starts_with("application/json") {
             let body = self
                 .read_body(&mut response, JSON_BODY_LIMIT, false)
                 .await?;

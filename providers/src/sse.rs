@@ -190,16 +190,19 @@ impl Parser {
                 if self.data.len() + value.len() + 1 > self.limit {
                     return Err(LimitExceeded { limit: self.limit });
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                // One exact reservation: the buffer starts empty for each event,
+                // and growing it by doubling would reallocate several times.
+                self.data.reserve(value.len() + 1);
+                self.data.push_str(&decode(value));
                 self.data.push('\n');
             }
             b"event" => {
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                self.event.push_str(&decode(value));
             }
             b"id" if !value.contains(&0) => {
                 self.id.clear();
-                self.id.push_str(&String::from_utf8_lossy(value));
+                self.id.push_str(&decode(value));
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 self.retry = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
@@ -225,6 +228,15 @@ impl Parser {
             data: std::mem::take(&mut self.data),
             id: self.id.clone(),
         });
+    }
+}
+
+/// UTF-8 text with invalid sequences replaced. Checked with `from_utf8` first: it is
+/// several times faster than the lossy decoder on the valid text servers send.
+fn decode(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

@@ -119,15 +119,17 @@ struct BlockStart {
 }
 
 #[derive(Deserialize)]
-struct BlockDelta {
+struct BlockDelta<'a> {
     index: usize,
-    delta: WireDelta,
+    #[serde(borrow)]
+    delta: WireDelta<'a>,
 }
 
+/// The hot path: one per streamed token. The type name borrows from the event.
 #[derive(Deserialize)]
-struct WireDelta {
-    #[serde(rename = "type")]
-    kind: String,
+struct WireDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
     text: Option<String>,
     partial_json: Option<String>,
     thinking: Option<String>,
@@ -302,7 +304,7 @@ impl Accumulator {
         Ok(())
     }
 
-    fn delta(&mut self, delta: BlockDelta, on_delta: DeltaSink<'_>) -> Result<()> {
+    fn delta(&mut self, delta: BlockDelta<'_>, on_delta: DeltaSink<'_>) -> Result<()> {
         let index = delta.index;
         let Some(Some(block)) = self.blocks.get_mut(index) else {
             return Err(protocol(format!(
@@ -310,7 +312,7 @@ impl Accumulator {
             )));
         };
         let d = delta.delta;
-        match (block, d.kind.as_str()) {
+        match (block, &*d.kind) {
             (Partial::Text(text), "text_delta") => {
                 let piece = d.text.unwrap_or_default();
                 text.push_str(&piece);

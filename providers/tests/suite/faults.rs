@@ -394,3 +394,19 @@ async fn openai_insufficient_quota_fails_at_once_and_cuts_are_retried() {
     assert_eq!(deltas.retries().len(), 2);
     assert_eq!(deltas.final_text(), "Hello");
 }
+
+#[tokio::test]
+async fn an_html_page_with_status_200_is_not_retried() {
+    let page = Reply {
+        headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+        ..Reply::json(200, "<html><body>Please log in to the proxy</body></html>")
+    };
+    let server = Server::start(vec![page, good()]).await;
+    let error = anthropic(&server, 3)
+        .complete(&request(), &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(server.count(), 1);
+    assert!(matches!(error, Error::Protocol { .. }), "{error:?}");
+    assert!(error.to_string().contains("Please log in"), "{error}");
+}
