@@ -20,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use keel_providers::sse::Parser;
@@ -180,6 +181,22 @@ fn memchr_lines(body: &[u8]) -> usize {
 
 fn sse_events(body: &[u8]) -> usize {
     let mut parser = Parser::new();
+    let mut count = 0;
+    for chunk in body.chunks(READ) {
+        let _ = parser
+            .feed_with(chunk, |event| {
+                black_box(event);
+                count += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+    }
+    count
+}
+
+/// The owned-event API, which allocates each event's strings.
+fn sse_owned_events(body: &[u8]) -> usize {
+    let mut parser = Parser::new();
     let mut events = Vec::new();
     let mut count = 0;
     for chunk in body.chunks(READ) {
@@ -192,17 +209,24 @@ fn sse_events(body: &[u8]) -> usize {
 
 fn decode_anthropic(body: &[u8]) -> usize {
     let mut parser = Parser::new();
-    let mut events = Vec::new();
     let mut acc = anthropic::Accumulator::new();
     let sink = |d| {
         black_box(d);
     };
     for chunk in body.chunks(READ) {
-        parser.feed(chunk, &mut events).unwrap();
-        for event in events.drain(..) {
-            if acc.event(&event, &sink).unwrap() == Flow::Done {
-                return acc.finish().unwrap().content.len();
-            }
+        let mut done = false;
+        let _ = parser
+            .feed_with(chunk, |event| {
+                done = acc.event(event, &sink).unwrap() == Flow::Done;
+                if done {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        if done {
+            return acc.finish().unwrap().content.len();
         }
     }
     panic!("the stream did not end");
@@ -210,17 +234,24 @@ fn decode_anthropic(body: &[u8]) -> usize {
 
 fn decode_openai(body: &[u8]) -> usize {
     let mut parser = Parser::new();
-    let mut events = Vec::new();
     let mut acc = openai::Accumulator::new();
     let sink = |d| {
         black_box(d);
     };
     for chunk in body.chunks(READ) {
-        parser.feed(chunk, &mut events).unwrap();
-        for event in events.drain(..) {
-            if acc.event(&event, &sink).unwrap() == Flow::Done {
-                return acc.finish().unwrap().text().len();
-            }
+        let mut done = false;
+        let _ = parser
+            .feed_with(chunk, |event| {
+                done = acc.event(event, &sink).unwrap() == Flow::Done;
+                if done {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        if done {
+            return acc.finish().unwrap().text().len();
         }
     }
     panic!("the stream did not end");
@@ -336,6 +367,9 @@ fn main() {
         Bench::new("sse::Parser", a, || {
             black_box(sse_events(black_box(&anthropic_body)));
         }),
+        Bench::new("sse::Parser, owned events", a, || {
+            black_box(sse_owned_events(black_box(&anthropic_body)));
+        }),
         Bench::new("anthropic decode (parse+JSON)", a, || {
             black_box(decode_anthropic(black_box(&anthropic_body)));
         }),
@@ -359,16 +393,20 @@ fn main() {
         }),
     ];
     measure_all(&mut benches);
-    let rate = |i: usize| benches[i].rate();
-    let (memchr, parse, decode, decode_openai_rate, tcp, http_raw_rate, http) = (
-        rate(0),
-        rate(1),
-        rate(2),
-        rate(4),
-        rate(5),
-        rate(6),
-        rate(7),
-    );
+    let rate = |name: &str| {
+        benches
+            .iter()
+            .find(|b| b.name == name)
+            .map(Bench::rate)
+            .unwrap()
+    };
+    let memchr = rate("memchr lines (baseline)");
+    let parse = rate("sse::Parser");
+    let decode = rate("anthropic decode (parse+JSON)");
+    let decode_openai_rate = rate("openai decode (parse+JSON)");
+    let tcp = rate("loopback TCP, no parsing");
+    let http_raw_rate = rate("loopback HTTP (reqwest), no parsing");
+    let http = rate("loopback HTTP, Anthropic provider");
 
     // A fast model streams ~100-200 tokens/s, one event per token: ~130 bytes per
     // Anthropic event, ~230 per OpenAI chunk.

@@ -9,6 +9,7 @@
 //! after telling the caller with [`Delta::Retry`] that what it streamed so far is void.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -96,7 +97,7 @@ pub enum Flow {
 /// Turns one attempt's SSE events into a response.
 pub(crate) trait Decoder {
     /// Handles one event; an error ends the attempt.
-    fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow>;
+    fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow>;
     /// The body ended (or the decoder said [`Flow::Done`]): the response, or a
     /// retryable transport error when the stream was cut before the message ended.
     fn finish(self) -> Result<Response>;
@@ -340,7 +341,6 @@ impl Endpoint {
             return Ok(wire.parse_json(&body)?);
         }
         let mut parser = sse::Parser::new();
-        let mut events = Vec::new();
         let mut decoder = wire.decoder();
         loop {
             let chunk = match tokio::time::timeout(idle, response.chunk()).await {
@@ -349,13 +349,19 @@ impl Endpoint {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            parser
-                .feed(&chunk, &mut events)
+            let mut outcome = Ok(Flow::Continue);
+            // A break is recorded in `outcome`; the rest of the chunk is not needed.
+            let _stopped = parser
+                .feed_with(&chunk, |event| {
+                    outcome = decoder.event(event, on_delta);
+                    match outcome {
+                        Ok(Flow::Continue) => ControlFlow::Continue(()),
+                        _ => ControlFlow::Break(()),
+                    }
+                })
                 .map_err(|e| self.protocol(e.to_string()))?;
-            for event in events.drain(..) {
-                if decoder.event(&event, on_delta)? == Flow::Done {
-                    return Ok(decoder.finish()?);
-                }
+            if outcome? == Flow::Done {
+                return Ok(decoder.finish()?);
             }
         }
         Ok(decoder.finish()?)

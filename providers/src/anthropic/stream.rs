@@ -180,12 +180,12 @@ fn protocol(detail: impl Into<String>) -> Error {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(event: &'a sse::Event) -> Result<T> {
-    serde_json::from_str(&event.data).map_err(|e| {
+fn parse<'a, T: Deserialize<'a>>(event: sse::EventRef<'a>) -> Result<T> {
+    serde_json::from_str(event.data).map_err(|e| {
         protocol(format!(
             "cannot read a {} event: {e}: {}",
             event.event,
-            snippet(&event.data)
+            snippet(event.data)
         ))
     })
 }
@@ -197,13 +197,13 @@ impl Accumulator {
     }
 
     /// Handles one event; [`Flow::Done`] after `message_stop`.
-    pub fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow> {
+    pub fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow> {
         let owned_kind;
         let kind = if event.event == "message" {
             owned_kind = parse::<TypeOnly>(event)?.kind;
             owned_kind.as_str()
         } else {
-            event.event.as_str()
+            event.event
         };
         if self.stopped {
             return Err(protocol(format!("a {kind} event after message_stop")));
@@ -378,7 +378,7 @@ impl Accumulator {
 }
 
 impl Decoder for Accumulator {
-    fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow> {
+    fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow> {
         Accumulator::event(self, event, on_delta)
     }
     fn finish(self) -> Result<Response> {

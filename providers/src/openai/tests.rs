@@ -20,7 +20,7 @@ fn decode(body: &[u8]) -> (Result<Response>, Vec<Delta>) {
     let sink = |d: Delta| deltas.lock().unwrap().push(d);
     let mut acc = Accumulator::new();
     for event in Parser::parse_all(body).unwrap() {
-        match acc.event(&event, &sink) {
+        match acc.event(event.as_ref(), &sink) {
             Ok(http::Flow::Continue) => {}
             Ok(http::Flow::Done) => break,
             Err(e) => return (Err(e), deltas.into_inner().unwrap()),
