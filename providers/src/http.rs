@@ -61,6 +61,38 @@ impl From<String> for ApiKey {
     }
 }
 
+/// Extra request headers set on a builder. They may hold secrets (a proxy's token), so
+/// `Debug` shows their names only and their values are sent marked sensitive.
+#[derive(Clone, Default)]
+pub(crate) struct ExtraHeaders(Vec<(String, String)>);
+
+impl ExtraHeaders {
+    pub(crate) fn push(&mut self, name: String, value: String) {
+        self.0.push((name, value));
+    }
+
+    /// Appends the headers to `headers`, refusing invalid names or values.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) -> Result<()> {
+        for (name, value) in &self.0 {
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+            let mut value = HeaderValue::try_from(value.as_str())
+                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ExtraHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// Timeouts and retries of an HTTP provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpSettings {
