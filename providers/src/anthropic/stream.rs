@@ -365,7 +365,7 @@ impl Accumulator {
             let Some(block) = block else {
                 return Err(protocol(format!("content block {index} never started")));
             };
-            content.push(finish_block(block, index)?);
+            content.push(finish_block(block, index, &stop_reason)?);
         }
         Ok(Response {
             id: self.id,
@@ -386,14 +386,17 @@ impl Decoder for Accumulator {
     }
 }
 
-fn finish_block(block: Partial, index: usize) -> Result<ContentBlock> {
-    let parse_input = |json: &str| {
-        serde_json::from_str::<Value>(json).map_err(|e| {
-            protocol(format!(
-                "the input of content block {index} is not JSON ({e}): {}",
-                snippet(json)
-            ))
-        })
+fn finish_block(block: Partial, index: usize, stop: &StopReason) -> Result<ContentBlock> {
+    let parse_input = |json: &str| match serde_json::from_str::<Value>(json) {
+        Ok(value) => Ok(value),
+        // The API documents that `max_tokens` can cut a tool call short; the caller
+        // must retry with a larger limit. Keep the partial input as text so the
+        // response is still faithful, instead of failing the call.
+        Err(_) if *stop == StopReason::MaxTokens => Ok(Value::String(json.to_owned())),
+        Err(e) => Err(protocol(format!(
+            "the input of content block {index} is not JSON ({e}): {}",
+            snippet(json)
+        ))),
     };
     Ok(match block {
         Partial::Text(text) => ContentBlock::Text { text },

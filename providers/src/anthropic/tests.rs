@@ -555,3 +555,21 @@ fn status_errors_carry_the_providers_message() {
     let error = status_error(502, &HeaderMap::new(), b"");
     assert!(error.to_string().contains("Bad Gateway"), "{error}");
 }
+
+#[test]
+fn a_tool_call_cut_by_max_tokens_keeps_its_partial_input() {
+    let body = String::from_utf8(fixture("tool_use_stream.sse"))
+        .unwrap()
+        .replace(r#""partial_json":"renheit\"}""#, r#""partial_json":"ren""#)
+        .replace(
+            r#""stop_reason":"tool_use""#,
+            r#""stop_reason":"max_tokens""#,
+        );
+    let response = decode(body.as_bytes()).0.unwrap();
+    assert_eq!(response.stop_reason, StopReason::MaxTokens);
+    let (_, _, input) = response.tool_uses().next().unwrap();
+    assert_eq!(
+        input.0,
+        json!(r#"{"location": "San Francisco, CA", "unit": "fahren"#)
+    );
+}

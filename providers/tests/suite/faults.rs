@@ -250,21 +250,25 @@ async fn a_silent_server_hits_the_idle_timeout() {
 
 #[tokio::test]
 async fn slow_but_steady_chunks_do_not_time_out() {
+    // The idle timeout bounds each silence, not the whole stream: 12 pieces 100 ms
+    // apart take longer than the 1 s limit in all.
     let body = fixture("anthropic/tool_use_stream.sse");
     let cuts: Vec<usize> = (1..12).map(|i| i * body.len() / 12).collect();
     let server = Server::start(vec![
-        Reply::sse(body).split_at(&cuts, Duration::from_millis(20)),
+        Reply::sse(body).split_at(&cuts, Duration::from_millis(100)),
     ])
     .await;
     let provider = Anthropic::builder()
         .api_key("k")
         .base_url(server.url())
         .retry(RetryPolicy::none())
-        .idle_timeout(Duration::from_millis(500))
+        .idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
+    let started = Instant::now();
     let response = provider.complete(&request(), &|_| {}).await.unwrap();
     assert_eq!(response.text(), GOOD_TEXT);
+    assert!(started.elapsed() > Duration::from_secs(1));
 }
 
 #[tokio::test]
