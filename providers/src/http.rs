@@ -299,17 +299,18 @@ impl Endpoint {
                 Some(asked) => asked,
                 None => policy.backoff(attempt),
             };
+            let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             tracing::warn!(
                 provider = self.provider,
                 attempt,
-                delay_ms = delay.as_millis() as u64,
+                delay_ms,
                 error = %failure.error,
                 "retrying a failed model call"
             );
             attempt += 1;
             on_delta(Delta::Retry {
                 attempt,
-                delay_ms: delay.as_millis().try_into().unwrap_or(u64::MAX),
+                delay_ms,
                 reason: failure.error.to_string(),
             });
             tokio::time::sleep(delay).await;
