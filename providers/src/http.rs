@@ -9,6 +9,7 @@
 //! after telling the caller with [`Delta::Retry`] that what it streamed so far is void.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -60,6 +61,38 @@ impl From<String> for ApiKey {
     }
 }
 
+/// Extra request headers set on a builder. They may hold secrets (a proxy's token), so
+/// `Debug` shows their names only and their values are sent marked sensitive.
+#[derive(Clone, Default)]
+pub(crate) struct ExtraHeaders(Vec<(String, String)>);
+
+impl ExtraHeaders {
+    pub(crate) fn push(&mut self, name: String, value: String) {
+        self.0.push((name, value));
+    }
+
+    /// Appends the headers to `headers`, refusing invalid names or values.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap) -> Result<()> {
+        for (name, value) in &self.0 {
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
+            let mut value = HeaderValue::try_from(value.as_str())
+                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
+            value.set_sensitive(true);
+            headers.append(name, value);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ExtraHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// Timeouts and retries of an HTTP provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpSettings {
@@ -96,7 +129,7 @@ pub enum Flow {
 /// Turns one attempt's SSE events into a response.
 pub(crate) trait Decoder {
     /// Handles one event; an error ends the attempt.
-    fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow>;
+    fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow>;
     /// The body ended (or the decoder said [`Flow::Done`]): the response, or a
     /// retryable transport error when the stream was cut before the message ended.
     fn finish(self) -> Result<Response>;
@@ -266,17 +299,18 @@ impl Endpoint {
                 Some(asked) => asked,
                 None => policy.backoff(attempt),
             };
+            let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             tracing::warn!(
                 provider = self.provider,
                 attempt,
-                delay_ms = delay.as_millis() as u64,
+                delay_ms,
                 error = %failure.error,
                 "retrying a failed model call"
             );
             attempt += 1;
             on_delta(Delta::Retry {
                 attempt,
-                delay_ms: delay.as_millis().try_into().unwrap_or(u64::MAX),
+                delay_ms,
                 reason: failure.error.to_string(),
             });
             tokio::time::sleep(delay).await;
@@ -313,19 +347,33 @@ impl Endpoint {
                 retry_after: retry_after(&headers, SystemTime::now()),
             });
         }
-        let is_json = response
+        let content_type = response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/json"));
-        if is_json {
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/html") {
+            // A proxy's or portal's page, not the API: retrying would not help.
+            let body = self
+                .read_body(&mut response, ERROR_BODY_LIMIT, true)
+                .await
+                .unwrap_or_default();
+            return Err(self
+                .protocol(format!(
+                    "expected an event stream but got an HTML page (is the base URL right?): {}",
+                    snippet(String::from_utf8_lossy(&body).trim())
+                ))
+                .into());
+        }
+        if content_type.starts_with("application/json") {
             let body = self
                 .read_body(&mut response, JSON_BODY_LIMIT, false)
                 .await?;
             return Ok(wire.parse_json(&body)?);
         }
         let mut parser = sse::Parser::new();
-        let mut events = Vec::new();
         let mut decoder = wire.decoder();
         loop {
             let chunk = match tokio::time::timeout(idle, response.chunk()).await {
@@ -334,13 +382,19 @@ impl Endpoint {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            parser
-                .feed(&chunk, &mut events)
+            let mut outcome = Ok(Flow::Continue);
+            // A break is recorded in `outcome`; the rest of the chunk is not needed.
+            let _stopped = parser
+                .feed_with(&chunk, |event| {
+                    outcome = decoder.event(event, on_delta);
+                    match outcome {
+                        Ok(Flow::Continue) => ControlFlow::Continue(()),
+                        _ => ControlFlow::Break(()),
+                    }
+                })
                 .map_err(|e| self.protocol(e.to_string()))?;
-            for event in events.drain(..) {
-                if decoder.event(&event, on_delta)? == Flow::Done {
-                    return Ok(decoder.finish()?);
-                }
+            if outcome? == Flow::Done {
+                return Ok(decoder.finish()?);
             }
         }
         Ok(decoder.finish()?)

@@ -29,6 +29,7 @@
 //! ```
 
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// The default bound on one event's size (line being assembled plus its data), 16 MiB.
 pub const DEFAULT_LIMIT: usize = 16 * 1024 * 1024;
@@ -44,6 +45,39 @@ pub struct Event {
     pub data: String,
     /// The last `id` seen on the stream so far (empty if none), as the standard defines it.
     pub id: String,
+}
+
+/// An event borrowed from the parser, as [`Parser::feed_with`] hands it over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The `event` field, or `message` when the event had none.
+    pub event: &'a str,
+    /// The `data` lines joined with `\n`.
+    pub data: &'a str,
+    /// The last `id` seen on the stream so far (empty if none).
+    pub id: &'a str,
+}
+
+impl EventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(&self) -> Event {
+        Event {
+            event: self.event.to_owned(),
+            data: self.data.to_owned(),
+            id: self.id.to_owned(),
+        }
+    }
+}
+
+impl Event {
+    /// The event borrowed, as decoders take it.
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            event: &self.event,
+            data: &self.data,
+            id: &self.id,
+        }
+    }
 }
 
 /// An event grew past the parser's limit. The stream cannot be trusted any further.
@@ -106,7 +140,26 @@ impl Parser {
     /// Parses the next piece of the stream, appending every event it completes to `out`.
     ///
     /// After an error the parser's state is unspecified; drop it with the stream.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<Event>) -> Result<(), LimitExceeded> {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<Event>) -> Result<(), LimitExceeded> {
+        // The callback never breaks, so the whole input is always parsed.
+        let _always_continue = self.feed_with(input, |event| {
+            out.push(event.to_owned());
+            ControlFlow::Continue(())
+        })?;
+        Ok(())
+    }
+
+    /// Parses the next piece of the stream, calling `on_event` with each event it
+    /// completes, borrowed from the parser's buffers (no allocation per event).
+    ///
+    /// When `on_event` breaks, parsing stops there and `Ok(ControlFlow::Break(()))`
+    /// is returned; the rest of `input` is not parsed, so the parser should then be
+    /// dropped with its stream, as after an error.
+    pub fn feed_with(
+        &mut self,
+        mut input: &[u8],
+        mut on_event: impl FnMut(EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, LimitExceeded> {
         if self.after_cr && !input.is_empty() {
             self.after_cr = false;
             if input[0] == b'\n' {
@@ -114,17 +167,17 @@ impl Parser {
             }
         }
         while let Some(end) = memchr::memchr2(b'\n', b'\r', input) {
-            if self.partial.is_empty() {
-                self.line(&input[..end], out)?;
+            let flow = if self.partial.is_empty() {
+                self.line(&input[..end], &mut on_event)?
             } else {
                 self.grow(end)?;
                 self.partial.extend_from_slice(&input[..end]);
                 let line = std::mem::take(&mut self.partial);
-                let result = self.line(&line, out);
+                let result = self.line(&line, &mut on_event);
                 self.partial = line;
                 self.partial.clear();
-                result?;
-            }
+                result?
+            };
             let mut next = end + 1;
             if input[end] == b'\r' {
                 match input.get(next) {
@@ -134,10 +187,13 @@ impl Parser {
                 }
             }
             input = &input[next..];
+            if flow.is_break() {
+                return Ok(flow);
+            }
         }
         self.grow(input.len())?;
         self.partial.extend_from_slice(input);
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     }
 
     /// Parses a whole body at once and returns its events (a convenience for tests and
@@ -168,17 +224,20 @@ impl Parser {
         }
     }
 
-    fn line(&mut self, mut line: &[u8], out: &mut Vec<Event>) -> Result<(), LimitExceeded> {
+    fn line(
+        &mut self,
+        mut line: &[u8],
+        on_event: &mut impl FnMut(EventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, LimitExceeded> {
         if self.at_start {
             self.at_start = false;
             line = line.strip_prefix(BOM).unwrap_or(line);
         }
         if line.is_empty() {
-            self.dispatch(out);
-            return Ok(());
+            return Ok(self.dispatch(on_event));
         }
         let (field, value) = match memchr::memchr(b':', line) {
-            Some(0) => return Ok(()),
+            Some(0) => return Ok(ControlFlow::Continue(())),
             Some(colon) => {
                 let value = &line[colon + 1..];
                 (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
@@ -190,41 +249,56 @@ impl Parser {
                 if self.data.len() + value.len() + 1 > self.limit {
                     return Err(LimitExceeded { limit: self.limit });
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push_str(&decode(value));
                 self.data.push('\n');
             }
             b"event" => {
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                self.event.push_str(&decode(value));
             }
             b"id" if !value.contains(&0) => {
                 self.id.clear();
-                self.id.push_str(&String::from_utf8_lossy(value));
+                self.id.push_str(&decode(value));
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 self.retry = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
             }
             _ => {}
         }
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Event>) {
+    /// Hands the assembled event over and clears the buffers, keeping their capacity
+    /// for the next event.
+    fn dispatch(
+        &mut self,
+        on_event: &mut impl FnMut(EventRef<'_>) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         if self.data.is_empty() {
             self.event.clear();
-            return;
+            return ControlFlow::Continue(());
         }
-        self.data.pop();
-        let event = if self.event.is_empty() {
-            String::from("message")
-        } else {
-            std::mem::take(&mut self.event)
-        };
-        out.push(Event {
-            event,
-            data: std::mem::take(&mut self.data),
-            id: self.id.clone(),
+        let flow = on_event(EventRef {
+            event: if self.event.is_empty() {
+                "message"
+            } else {
+                &self.event
+            },
+            data: &self.data[..self.data.len() - 1],
+            id: &self.id,
         });
+        self.event.clear();
+        self.data.clear();
+        flow
+    }
+}
+
+/// UTF-8 text with invalid sequences replaced. Checked with `from_utf8` first: it is
+/// several times faster than the lossy decoder on the valid text servers send.
+fn decode(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

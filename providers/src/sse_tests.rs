@@ -228,3 +228,29 @@ proptest! {
         prop_assert_eq!(parse_in_pieces(&body, &cuts), whole);
     }
 }
+
+#[test]
+fn feed_with_borrows_events_and_stops_when_asked() {
+    let mut parser = Parser::new();
+    let mut seen = Vec::new();
+    let flow = parser
+        .feed_with(b"event: a\ndata: 1\n\ndata: 2\n\ndata: 3\n\n", |event| {
+            seen.push((event.event.to_owned(), event.data.to_owned()));
+            if event.data == "2" {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert!(flow.is_break());
+    assert_eq!(
+        seen,
+        [
+            ("a".to_owned(), "1".to_owned()),
+            ("message".to_owned(), "2".to_owned())
+        ]
+    );
+    let owned = event("x", "y");
+    assert_eq!(owned.as_ref().to_owned(), owned);
+}

@@ -23,12 +23,12 @@ mod stream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue};
 
 pub use stream::Accumulator;
 
 use crate::error::{Error, Result};
-use crate::http::{self, ApiKey, Endpoint, HttpSettings, Wire};
+use crate::http::{self, ApiKey, Endpoint, ExtraHeaders, HttpSettings, Wire};
 use crate::provider::{DeltaSink, LlmProvider};
 use crate::retry::RetryPolicy;
 use crate::types::{Request, Response};
@@ -58,7 +58,7 @@ pub struct Builder {
     base_url: Option<String>,
     settings: HttpSettings,
     prompt_caching: bool,
-    headers: Vec<(String, String)>,
+    headers: ExtraHeaders,
     client: Option<reqwest::Client>,
 }
 
@@ -70,7 +70,7 @@ impl Anthropic {
             base_url: None,
             settings: HttpSettings::default(),
             prompt_caching: true,
-            headers: Vec::new(),
+            headers: ExtraHeaders::default(),
             client: None,
         }
     }
@@ -137,7 +137,7 @@ impl Builder {
 
     /// An extra header on every request, e.g. `anthropic-beta`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push(name.into(), value.into());
         self
     }
 
@@ -172,13 +172,7 @@ impl Builder {
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", http::secret_header(key.expose(), PROVIDER)?);
         headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
-        for (name, value) in &self.headers {
-            let name = HeaderName::try_from(name.as_str())
-                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
-            let value = HeaderValue::try_from(value.as_str())
-                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
-            headers.append(name, value);
-        }
+        self.headers.apply(&mut headers)?;
         let client = match self.client {
             Some(client) => client,
             None => http::build_client(self.settings.connect_timeout)?,

@@ -119,15 +119,17 @@ struct BlockStart {
 }
 
 #[derive(Deserialize)]
-struct BlockDelta {
+struct BlockDelta<'a> {
     index: usize,
-    delta: WireDelta,
+    #[serde(borrow)]
+    delta: WireDelta<'a>,
 }
 
+/// The hot path: one per streamed token. The type name borrows from the event.
 #[derive(Deserialize)]
-struct WireDelta {
-    #[serde(rename = "type")]
-    kind: String,
+struct WireDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
     text: Option<String>,
     partial_json: Option<String>,
     thinking: Option<String>,
@@ -178,12 +180,12 @@ fn protocol(detail: impl Into<String>) -> Error {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(event: &'a sse::Event) -> Result<T> {
-    serde_json::from_str(&event.data).map_err(|e| {
+fn parse<'a, T: Deserialize<'a>>(event: sse::EventRef<'a>) -> Result<T> {
+    serde_json::from_str(event.data).map_err(|e| {
         protocol(format!(
             "cannot read a {} event: {e}: {}",
             event.event,
-            snippet(&event.data)
+            snippet(event.data)
         ))
     })
 }
@@ -195,13 +197,13 @@ impl Accumulator {
     }
 
     /// Handles one event; [`Flow::Done`] after `message_stop`.
-    pub fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow> {
+    pub fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow> {
         let owned_kind;
         let kind = if event.event == "message" {
             owned_kind = parse::<TypeOnly>(event)?.kind;
             owned_kind.as_str()
         } else {
-            event.event.as_str()
+            event.event
         };
         if self.stopped {
             return Err(protocol(format!("a {kind} event after message_stop")));
@@ -302,7 +304,7 @@ impl Accumulator {
         Ok(())
     }
 
-    fn delta(&mut self, delta: BlockDelta, on_delta: DeltaSink<'_>) -> Result<()> {
+    fn delta(&mut self, delta: BlockDelta<'_>, on_delta: DeltaSink<'_>) -> Result<()> {
         let index = delta.index;
         let Some(Some(block)) = self.blocks.get_mut(index) else {
             return Err(protocol(format!(
@@ -310,7 +312,7 @@ impl Accumulator {
             )));
         };
         let d = delta.delta;
-        match (block, d.kind.as_str()) {
+        match (block, &*d.kind) {
             (Partial::Text(text), "text_delta") => {
                 let piece = d.text.unwrap_or_default();
                 text.push_str(&piece);
@@ -363,7 +365,7 @@ impl Accumulator {
             let Some(block) = block else {
                 return Err(protocol(format!("content block {index} never started")));
             };
-            content.push(finish_block(block, index)?);
+            content.push(finish_block(block, index, &stop_reason)?);
         }
         Ok(Response {
             id: self.id,
@@ -376,7 +378,7 @@ impl Accumulator {
 }
 
 impl Decoder for Accumulator {
-    fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow> {
+    fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow> {
         Accumulator::event(self, event, on_delta)
     }
     fn finish(self) -> Result<Response> {
@@ -384,14 +386,17 @@ impl Decoder for Accumulator {
     }
 }
 
-fn finish_block(block: Partial, index: usize) -> Result<ContentBlock> {
-    let parse_input = |json: &str| {
-        serde_json::from_str::<Value>(json).map_err(|e| {
-            protocol(format!(
-                "the input of content block {index} is not JSON ({e}): {}",
-                snippet(json)
-            ))
-        })
+fn finish_block(block: Partial, index: usize, stop: &StopReason) -> Result<ContentBlock> {
+    let parse_input = |json: &str| match serde_json::from_str::<Value>(json) {
+        Ok(value) => Ok(value),
+        // The API documents that `max_tokens` can cut a tool call short; the caller
+        // must retry with a larger limit. Keep the partial input as text so the
+        // response is still faithful, instead of failing the call.
+        Err(_) if *stop == StopReason::MaxTokens => Ok(Value::String(json.to_owned())),
+        Err(e) => Err(protocol(format!(
+            "the input of content block {index} is not JSON ({e}): {}",
+            snippet(json)
+        ))),
     };
     Ok(match block {
         Partial::Text(text) => ContentBlock::Text { text },

@@ -22,7 +22,7 @@ fn decode(body: &[u8]) -> (Result<Response>, Vec<Delta>) {
     let sink = |d: Delta| deltas.lock().unwrap().push(d);
     let mut acc = Accumulator::new();
     for event in Parser::parse_all(body).unwrap() {
-        match acc.event(&event, &sink) {
+        match acc.event(event.as_ref(), &sink) {
             Ok(http::Flow::Continue) => {}
             Ok(http::Flow::Done) => break,
             Err(e) => return (Err(e), deltas.into_inner().unwrap()),
@@ -554,4 +554,22 @@ fn status_errors_carry_the_providers_message() {
     assert!(error.to_string().contains("<html>busy</html>"), "{error}");
     let error = status_error(502, &HeaderMap::new(), b"");
     assert!(error.to_string().contains("Bad Gateway"), "{error}");
+}
+
+#[test]
+fn a_tool_call_cut_by_max_tokens_keeps_its_partial_input() {
+    let body = String::from_utf8(fixture("tool_use_stream.sse"))
+        .unwrap()
+        .replace(r#""partial_json":"renheit\"}""#, r#""partial_json":"ren""#)
+        .replace(
+            r#""stop_reason":"tool_use""#,
+            r#""stop_reason":"max_tokens""#,
+        );
+    let response = decode(body.as_bytes()).0.unwrap();
+    assert_eq!(response.stop_reason, StopReason::MaxTokens);
+    let (_, _, input) = response.tool_uses().next().unwrap();
+    assert_eq!(
+        input.0,
+        json!(r#"{"location": "San Francisco, CA", "unit": "fahren"#)
+    );
 }

@@ -32,13 +32,13 @@ mod stream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::Value;
 
 pub use stream::Accumulator;
 
 use crate::error::{Error, Result};
-use crate::http::{self, ApiKey, Endpoint, HttpSettings, Wire};
+use crate::http::{self, ApiKey, Endpoint, ExtraHeaders, HttpSettings, Wire};
 use crate::provider::{DeltaSink, LlmProvider};
 use crate::retry::RetryPolicy;
 use crate::types::{Request, Response};
@@ -83,7 +83,7 @@ pub struct Builder {
     settings: HttpSettings,
     max_tokens: Option<MaxTokensField>,
     include_usage: bool,
-    headers: Vec<(String, String)>,
+    headers: ExtraHeaders,
     client: Option<reqwest::Client>,
 }
 
@@ -97,7 +97,7 @@ impl OpenAi {
             settings: HttpSettings::default(),
             max_tokens: None,
             include_usage: true,
-            headers: Vec::new(),
+            headers: ExtraHeaders::default(),
             client: None,
         }
     }
@@ -179,7 +179,7 @@ impl Builder {
 
     /// An extra header on every request, e.g. OpenRouter's `HTTP-Referer` / `X-Title`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push(name.into(), value.into());
         self
     }
 
@@ -222,18 +222,12 @@ impl Builder {
         }
         let mut extra = self.headers;
         if let Some(org) = present(ORG_ID_VAR) {
-            extra.push(("openai-organization".into(), org));
+            extra.push("openai-organization".into(), org);
         }
         if let Some(project) = present(PROJECT_ID_VAR) {
-            extra.push(("openai-project".into(), project));
+            extra.push("openai-project".into(), project);
         }
-        for (name, value) in &extra {
-            let name = HeaderName::try_from(name.as_str())
-                .map_err(|_| Error::Config(format!("invalid header name {name:?}")))?;
-            let value = HeaderValue::try_from(value.as_str())
-                .map_err(|_| Error::Config(format!("invalid value for header {name}")))?;
-            headers.append(name, value);
-        }
+        extra.apply(&mut headers)?;
         let client = match self.client {
             Some(client) => client,
             None => http::build_client(self.settings.connect_timeout)?,

@@ -177,17 +177,13 @@ impl Accumulator {
     }
 
     /// Handles one event; [`Flow::Done`] at `data: [DONE]`.
-    pub fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow> {
+    pub fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow> {
         if event.data.trim() == "[DONE]" {
             self.done = true;
             return Ok(Flow::Done);
         }
-        let chunk: Chunk = serde_json::from_str(&event.data).map_err(|e| {
-            protocol(format!(
-                "cannot read a chunk: {e}: {}",
-                snippet(&event.data)
-            ))
-        })?;
+        let chunk: Chunk = serde_json::from_str(event.data)
+            .map_err(|e| protocol(format!("cannot read a chunk: {e}: {}", snippet(event.data))))?;
         if let Some(error) = chunk.error {
             return Err(api_error(200, &error, false));
         }
@@ -300,7 +296,7 @@ impl Accumulator {
 }
 
 impl Decoder for Accumulator {
-    fn event(&mut self, event: &sse::Event, on_delta: DeltaSink<'_>) -> Result<Flow> {
+    fn event(&mut self, event: sse::EventRef<'_>, on_delta: DeltaSink<'_>) -> Result<Flow> {
         Accumulator::event(self, event, on_delta)
     }
     fn finish(self) -> Result<Response> {

@@ -2,6 +2,8 @@ use std::sync::Mutex;
 
 use serde_json::json;
 
+use reqwest::header::HeaderValue;
+
 use super::*;
 use crate::json::Json;
 use crate::sse::Parser;
@@ -20,7 +22,7 @@ fn decode(body: &[u8]) -> (Result<Response>, Vec<Delta>) {
     let sink = |d: Delta| deltas.lock().unwrap().push(d);
     let mut acc = Accumulator::new();
     for event in Parser::parse_all(body).unwrap() {
-        match acc.event(&event, &sink) {
+        match acc.event(event.as_ref(), &sink) {
             Ok(http::Flow::Continue) => {}
             Ok(http::Flow::Done) => break,
             Err(e) => return (Err(e), deltas.into_inner().unwrap()),
@@ -342,6 +344,27 @@ fn base_urls_compose_like_the_sdk_and_pick_the_token_field() {
         Err(e @ Error::MissingApiKey { .. }) => assert!(e.to_string().contains("OPENAI_API_KEY")),
         other => panic!("{other:?}"),
     }
+    let builder = OpenAi::builder()
+        .api_key("sk-in-builder")
+        .header("x-proxy-token", "proxy-secret");
+    let shown = format!("{builder:?}");
+    assert!(
+        !shown.contains("sk-in-builder") && !shown.contains("proxy-secret"),
+        "{shown}"
+    );
+    assert!(shown.contains("x-proxy-token"), "{shown}");
+    let with_org = OpenAi::builder()
+        .api_key("k")
+        .build_with_env(|n| (n == "OPENAI_ORG_ID").then(|| "org-1".to_owned()))
+        .unwrap();
+    assert!(format!("{with_org:?}").contains("openai-organization"));
+    assert!(matches!(
+        OpenAi::builder()
+            .api_key("k")
+            .header("bad name", "v")
+            .build(),
+        Err(Error::Config(_))
+    ));
     let keyless = OpenAi::builder()
         .without_api_key()
         .base_url("http://127.0.0.1:1/v1")

@@ -44,13 +44,13 @@
 //!   default each thinking block and each text block streams as one delta.
 //! - `delay_ms`: a pause before each delta, to make streaming visible in demos.
 //! - `expect`: checks on the request; a request that fails one gets
-//!   [`Error::Script`](crate::Error::Script) saying what was expected and found.
+//!   [`Error::Script`] saying what was expected and found.
 //!   `tool_results`: the last message carries results, in this order, for calls to
 //!   these tools (names resolved through the conversation's `tool_use` ids);
 //!   `tool_error`: whether any of those results is an error; `contains`: the last
 //!   message's text or result content contains this; `system_contains`: so does the
 //!   system prompt; `tools`: these tools are offered; `model`: the model asked for.
-//! - `error`: `status` (an HTTP status: the error is [`Error::Api`](crate::Error::Api),
+//! - `error`: `status` (an HTTP status: the error is [`Error::Api`],
 //!   retryable as the APIs document it unless `retryable` says otherwise) or no
 //!   `status` (a transport failure, retryable); `type` and `message` as a provider
 //!   would send them.

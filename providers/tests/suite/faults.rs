@@ -250,21 +250,25 @@ async fn a_silent_server_hits_the_idle_timeout() {
 
 #[tokio::test]
 async fn slow_but_steady_chunks_do_not_time_out() {
+    // The idle timeout bounds each silence, not the whole stream: 12 pieces 100 ms
+    // apart take longer than the 1 s limit in all.
     let body = fixture("anthropic/tool_use_stream.sse");
     let cuts: Vec<usize> = (1..12).map(|i| i * body.len() / 12).collect();
     let server = Server::start(vec![
-        Reply::sse(body).split_at(&cuts, Duration::from_millis(20)),
+        Reply::sse(body).split_at(&cuts, Duration::from_millis(100)),
     ])
     .await;
     let provider = Anthropic::builder()
         .api_key("k")
         .base_url(server.url())
         .retry(RetryPolicy::none())
-        .idle_timeout(Duration::from_millis(500))
+        .idle_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
+    let started = Instant::now();
     let response = provider.complete(&request(), &|_| {}).await.unwrap();
     assert_eq!(response.text(), GOOD_TEXT);
+    assert!(started.elapsed() > Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -393,4 +397,20 @@ async fn openai_insufficient_quota_fails_at_once_and_cuts_are_retried() {
     assert_eq!(response.text(), "Hello");
     assert_eq!(deltas.retries().len(), 2);
     assert_eq!(deltas.final_text(), "Hello");
+}
+
+#[tokio::test]
+async fn an_html_page_with_status_200_is_not_retried() {
+    let page = Reply {
+        headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+        ..Reply::json(200, "<html><body>Please log in to the proxy</body></html>")
+    };
+    let server = Server::start(vec![page, good()]).await;
+    let error = anthropic(&server, 3)
+        .complete(&request(), &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(server.count(), 1);
+    assert!(matches!(error, Error::Protocol { .. }), "{error:?}");
+    assert!(error.to_string().contains("Please log in"), "{error}");
 }
