@@ -25,7 +25,7 @@ use crate::decide::{Action, decide};
 use crate::error::Result;
 use crate::event::{Event, FinishKind, Stamped, Text};
 use crate::ids::{CallId, StepKey, Turn};
-use crate::runtime::{Claim, Keel};
+use crate::runtime::{Claim, Keel, Live};
 use crate::state::RunState;
 
 /// How long a cancelled tool call gets to stop on its own before it is dropped.
@@ -70,10 +70,6 @@ impl Driver {
         }
     }
 
-    pub(crate) fn run_id(&self) -> RunId {
-        self.state.run()
-    }
-
     /// Applies an event to the state and queues it for the next commit.
     pub(crate) fn push(&mut self, event: Event) -> Result<()> {
         let stamped = Stamped {
@@ -110,8 +106,20 @@ impl Driver {
         Ok(())
     }
 
-    /// Executes the run until it ends, waits for a person, or is stopped.
+    /// Executes the run until it ends, waits for a person, or is stopped. A failure
+    /// is told to subscribers before the run is let go, so they never mistake it
+    /// for a plain interruption.
     pub(crate) async fn run(mut self) -> Result<()> {
+        let result = self.execute().await;
+        if let Err(e) = &result {
+            tracing::warn!(run = %self.state.run(), "run stopped: {e}");
+            self.keel
+                .publish(self.state.run(), Live::Fault(Arc::from(e.to_string())));
+        }
+        result
+    }
+
+    async fn execute(&mut self) -> Result<()> {
         loop {
             if self.cancel.is_cancelled() {
                 return self.cancelled().await;

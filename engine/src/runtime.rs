@@ -336,6 +336,14 @@ impl Keel {
         }
         let mut state = replay(run, &records, None)?;
         loop {
+            // Whether a driver holds the run is read before catching up with the log:
+            // a driver makes everything it writes durable before it lets go, so a
+            // read after seeing it gone sees all of it.
+            let active = self.is_active(run);
+            for record in self.inner.store.read(run, state.next_seq()).await? {
+                let stamped = decode(run, record.seq, &record.bytes)?;
+                state.apply(record.seq, &stamped)?;
+            }
             if let Some(end) = state.end() {
                 return Ok(match end.clone() {
                     RunEnd::Completed { output, stopped_by } => {
@@ -345,7 +353,7 @@ impl Keel {
                     RunEnd::Cancelled { reason } => RunOutcome::Cancelled { reason },
                 });
             }
-            if !self.is_active(run) {
+            if !active {
                 let waiting = pending_steps(&state);
                 return Ok(if waiting.is_empty() {
                     RunOutcome::Interrupted
@@ -353,22 +361,22 @@ impl Keel {
                     RunOutcome::Suspended { waiting }
                 });
             }
-            match rx.recv().await {
-                Ok(Live::Records(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    for record in self.inner.store.read(run, state.next_seq()).await? {
-                        let stamped = decode(run, record.seq, &record.bytes)?;
-                        state.apply(record.seq, &stamped)?;
+            // Wait for news: new records, the driver letting go, or a failure.
+            loop {
+                match rx.recv().await {
+                    Ok(Live::Delta(..)) => continue,
+                    Ok(Live::Fault(reason)) => {
+                        return Err(Error::Halted {
+                            run,
+                            reason: reason.to_string(),
+                        });
                     }
-                }
-                Ok(Live::Fault(reason)) => {
-                    return Err(Error::Halted {
-                        run,
-                        reason: reason.to_string(),
-                    });
-                }
-                Ok(Live::Delta(..) | Live::Idle) => {}
-                Err(broadcast::error::RecvError::Closed) => {
-                    rx = self.subscribe(run);
+                    Ok(Live::Records(_) | Live::Idle)
+                    | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        rx = self.subscribe(run);
+                        break;
+                    }
                 }
             }
         }
@@ -709,13 +717,9 @@ impl Keel {
     }
 
     fn spawn(&self, driver: Driver) {
-        let keel = self.clone();
         self.inner.tasks.spawn(async move {
-            let run = driver.run_id();
-            if let Err(e) = driver.run().await {
-                tracing::warn!(%run, "run stopped: {e}");
-                keel.publish(run, Live::Fault(Arc::from(e.to_string())));
-            }
+            // The driver reports its own failure to subscribers.
+            let _ = driver.run().await;
         });
     }
 

@@ -2,3 +2,4 @@ mod crash;
 mod determinism;
 mod flows;
 mod history;
+mod sled;

@@ -1,0 +1,331 @@
+//! Engine benchmarks, each against a baseline measured in the same run:
+//!
+//! 1. per-turn durable overhead (scripted instant LLM, no-op tool, sled store) as a
+//!    ratio to the `fdatasync` floor;
+//! 2. replay speed: events decoded, folded and checked per second;
+//! 3. time to resume a 10,000-event run;
+//! 4. resident memory of a runtime with 10,000 runs suspended on approvals (in a
+//!    child process, against the same child with an empty store).
+//!
+//! `cargo bench -p keel-engine --bench engine`. `KEEL_BENCH_DIR` picks the directory
+//! (default: the system temp dir).
+
+// A benchmark that cannot set itself up has nothing to report: failing loudly is right.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use keel_engine::{Agent, Decision, Keel, RunOutcome, replay};
+use keel_providers::{
+    ContentBlock, DeltaSink, Json, LlmProvider, Request, Response, Role, StopReason, Usage,
+};
+use keel_storage::{EventStore, MemoryStore, RunId, Seq, SledStore};
+use keel_tools::{CallContext, Tool, ToolOutput, ToolSpec};
+
+/// Answers instantly: a tool call per turn until `turns` (to `gate` at the last
+/// one, when set, else `noop`), then a final text.
+#[derive(Clone)]
+struct Instant_ {
+    turns: usize,
+    gate_last: bool,
+}
+
+impl LlmProvider for Instant_ {
+    fn name(&self) -> &str {
+        "instant"
+    }
+    async fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+        _d: DeltaSink<'a>,
+    ) -> keel_providers::Result<Response> {
+        let turn = request
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::Assistant)
+            .count();
+        let content = if turn < self.turns {
+            vec![
+                ContentBlock::text("next"),
+                ContentBlock::ToolUse {
+                    id: format!("t{turn}"),
+                    name: if self.gate_last && turn + 1 == self.turns {
+                        "gate".into()
+                    } else {
+                        "noop".into()
+                    },
+                    input: Json(serde_json::json!({})),
+                },
+            ]
+        } else {
+            vec![ContentBlock::text("done")]
+        };
+        Ok(Response {
+            id: format!("m{turn}"),
+            model: "instant".into(),
+            stop_reason: if turn < self.turns {
+                StopReason::ToolUse
+            } else {
+                StopReason::EndTurn
+            },
+            content,
+            usage: Usage {
+                input_tokens: 1,
+                output_tokens: 1,
+                ..Usage::default()
+            },
+        })
+    }
+}
+
+/// Does nothing; `approve` makes it wait for a person (and names it `gate`).
+struct Noop {
+    approve: bool,
+}
+
+impl Tool for Noop {
+    type Args = serde_json::Value;
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: if self.approve {
+                "gate".into()
+            } else {
+                "noop".into()
+            },
+            description: "nothing".into(),
+            input_schema: serde_json::json!({"type": "object"}),
+        }
+    }
+    fn is_mutating(&self) -> bool {
+        self.approve
+    }
+    async fn call(&self, _args: serde_json::Value, _ctx: CallContext) -> ToolOutput {
+        ToolOutput::ok("ok")
+    }
+}
+
+fn agent(turns: usize, gate_last: bool) -> Agent {
+    Agent::builder("bench")
+        .provider(Instant_ { turns, gate_last })
+        .model("instant")
+        .tool(Noop { approve: false })
+        .tool(Noop { approve: true })
+        .build()
+}
+
+fn floor_us(dir: &Path, samples: usize) -> f64 {
+    let path = dir.join("floor.log");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let record = [0x5au8; 200];
+    let start = Instant::now();
+    for _ in 0..samples {
+        file.write_all(&record).unwrap();
+        file.sync_data().unwrap();
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / samples as f64;
+    std::fs::remove_file(&path).unwrap();
+    us
+}
+
+async fn run_to_end(keel: &Keel, agent: &Agent) -> RunId {
+    let run = keel.invoke(agent, "go").await.unwrap();
+    assert!(matches!(
+        run.result().await.unwrap(),
+        RunOutcome::Completed { .. }
+    ));
+    run.id()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// In a child: open the store, start a runtime, recover, and print the RSS.
+fn rss_child(dir: &Path) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let keel = Keel::new(SledStore::open(dir).unwrap());
+        keel.register(agent(1, true));
+        let report = keel.recover().await.unwrap();
+        let runs = keel.store().list_runs().await.unwrap().len();
+        println!("{} {} {}", rss_kib(), runs, report.waiting.len());
+    });
+}
+
+fn child_rss(dir: &Path) -> (u64, usize, usize) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--rss-child")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u64>().unwrap());
+    (
+        parts.next().unwrap(),
+        parts.next().unwrap() as usize,
+        parts.next().unwrap() as usize,
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--rss-child") {
+        rss_child(Path::new(&args[i + 1]));
+        return;
+    }
+    let base = std::env::var_os("KEEL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::tempdir_in(&base).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    println!(
+        "keel-engine benchmarks ({} cores)\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let floor = floor_us(tmp.path(), 2000);
+    println!("floor: write 200 B + fdatasync              {floor:>9.1} µs");
+
+    // 1. Per-turn durable overhead.
+    let turns = 400;
+    let per_turn = rt.block_on(async {
+        let dir = tmp.path().join("turns");
+        let keel = Keel::new(SledStore::open(&dir).unwrap());
+        let a = agent(turns, false);
+        run_to_end(&keel, &agent(5, false)).await; // warm up
+        let start = Instant::now();
+        run_to_end(&keel, &a).await;
+        start.elapsed().as_secs_f64() * 1e6 / (turns + 1) as f64
+    });
+    let per_turn_mem = rt.block_on(async {
+        let keel = Keel::new(MemoryStore::new());
+        let a = agent(turns, false);
+        let start = Instant::now();
+        run_to_end(&keel, &a).await;
+        start.elapsed().as_secs_f64() * 1e6 / (turns + 1) as f64
+    });
+    println!(
+        "per turn (LLM call + tool, sled, durable)   {per_turn:>9.1} µs  = {:.2}x the floor (target <= 2.5x)",
+        per_turn / floor
+    );
+    println!(
+        "per turn, same on the memory store           {per_turn_mem:>9.1} µs  (the engine's own cost)"
+    );
+
+    // 2. Replay speed, on a long run's log.
+    let (records, agent_long) = rt.block_on(async {
+        let store = MemoryStore::new();
+        let keel = Keel::new(store.clone());
+        let a = agent(25_000, false);
+        let run = run_to_end(&keel, &a).await;
+        (store.read(run, Seq::ZERO).await.unwrap(), (a, run))
+    });
+    let (a, run) = agent_long;
+    let mut best_checked = f64::MAX;
+    let mut best_fold = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let state = replay(run, &records, Some(&a)).unwrap();
+        best_checked = best_checked.min(start.elapsed().as_secs_f64());
+        assert!(state.end().is_some());
+        let start = Instant::now();
+        replay(run, &records, None).unwrap();
+        best_fold = best_fold.min(start.elapsed().as_secs_f64());
+    }
+    println!(
+        "replay, decode + fold + determinism check  {:>9.0} events/s ({} events; target >= 1,000,000/s)",
+        records.len() as f64 / best_checked,
+        records.len()
+    );
+    println!(
+        "replay, decode + fold only                 {:>9.0} events/s",
+        records.len() as f64 / best_fold
+    );
+
+    // 3. Resume a 10,000-event run waiting for an approval at its end, in a new
+    //    runtime on the reopened store (as after a restart).
+    let (resume_ms, load_ms, events) = rt.block_on(async {
+        let dir = tmp.path().join("resume");
+        // 2,500 turns of 4 events; the last one waits for approval: 10,000 events.
+        let long = agent(2_500, true);
+        let run = {
+            let keel = Keel::new(SledStore::open(&dir).unwrap());
+            let run = keel.invoke(&long, "go").await.unwrap().id();
+            assert!(matches!(
+                keel.result(run).await.unwrap(),
+                RunOutcome::Suspended { .. }
+            ));
+            keel.shutdown().await;
+            run
+        };
+        let keel = Keel::new(SledStore::open(&dir).unwrap());
+        keel.register(long.clone());
+        let events = keel.store().read(run, Seq::ZERO).await.unwrap().len();
+        let start = Instant::now();
+        let report = keel.replay(run).await.unwrap();
+        let load = start.elapsed().as_secs_f64() * 1e3;
+        assert!(report.verdict.is_ok());
+        let step = keel.state(run).await.unwrap().waiting()[0].0.clone();
+        let start = Instant::now();
+        keel.resume(run, &step, Decision::approve()).await.unwrap();
+        let resumed = start.elapsed().as_secs_f64() * 1e3;
+        assert!(matches!(
+            keel.result(run).await.unwrap(),
+            RunOutcome::Completed { .. }
+        ));
+        (resumed, load, events)
+    });
+    println!("read + fold + check a {events}-event run     {load_ms:>9.2} ms");
+    println!("resume it: answer durably, rebuild, go live {resume_ms:>9.2} ms (target < 20 ms)");
+
+    // 4. Memory with 10,000 runs suspended on approvals.
+    let dir = tmp.path().join("suspended");
+    let empty = tmp.path().join("empty");
+    rt.block_on(async {
+        let keel = Keel::new(SledStore::open(&dir).unwrap());
+        let a = agent(1, true);
+        let mut tasks = Vec::new();
+        for chunk in 0..100 {
+            let keel = keel.clone();
+            let a = a.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..100 {
+                    let run = keel.invoke(&a, format!("run {chunk}")).await.unwrap();
+                    assert!(matches!(
+                        run.result().await.unwrap(),
+                        RunOutcome::Suspended { .. }
+                    ));
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        keel.shutdown().await;
+        let _ = SledStore::open(&empty).unwrap();
+    });
+    let (empty_kib, _, _) = child_rss(&empty);
+    let (rss, runs, waiting) = child_rss(&dir);
+    println!(
+        "RSS, runtime + store with {runs} runs ({waiting} waiting)  {:>6.1} MB (empty store: {:.1} MB; target < 50 MB)",
+        rss as f64 / 1024.0,
+        empty_kib as f64 / 1024.0
+    );
+}
