@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::FutureExt;
 use keel_providers::LlmProvider;
-use keel_storage::{BlobHash, RunId, Seq, Timestamp};
+use keel_storage::{BlobHash, Seq, Timestamp};
 use keel_tools::{Approval, ApprovalForm, CallContext, FormContext, ToolOutput, approval_digest};
 use tokio_util::sync::CancellationToken;
 

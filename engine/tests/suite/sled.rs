@@ -21,7 +21,10 @@ async fn a_run_survives_reopening_the_sled_store_while_it_waits() {
             .invoke(&agent(provider.clone(), &effects, "p"), "go")
             .await
             .unwrap();
-        assert!(matches!(run.result().await.unwrap(), RunOutcome::Suspended { .. }));
+        assert!(matches!(
+            run.result().await.unwrap(),
+            RunOutcome::Suspended { .. }
+        ));
         keel.shutdown().await;
         run.id()
     };
@@ -33,7 +36,9 @@ async fn a_run_survives_reopening_the_sled_store_while_it_waits() {
     let RunOutcome::Suspended { waiting } = keel.result(run).await.unwrap() else {
         panic!("expected the run to wait")
     };
-    keel.resume(run, &waiting[0].step, Decision::approve()).await.unwrap();
+    keel.resume(run, &waiting[0].step, Decision::approve())
+        .await
+        .unwrap();
     assert_eq!(
         keel.result(run).await.unwrap(),
         RunOutcome::Completed {
