@@ -61,8 +61,8 @@ impl Tool for ReadTool {
                 "type": "object",
                 "properties": {
                     "path": {"type": "string", "minLength": 1, "description": "The file to read."},
-                    "offset": {"type": "integer", "description": "The first line to show (1-based). Default 1."},
-                    "limit": {"type": "integer", "description": "How many lines to show."}
+                    "offset": {"type": "integer", "minimum": 1, "description": "The first line to show (1-based). Default 1."},
+                    "limit": {"type": "integer", "minimum": 1, "description": "How many lines to show."}
                 },
                 "required": ["path"],
                 "additionalProperties": false

@@ -446,6 +446,11 @@ impl Workspace {
         let real = self.real_rel(user, &file)?;
         let (parent, name) =
             split(&real).ok_or_else(|| PathError::IsADirectory(user.to_owned()))?;
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
         let dir = self
             .open_beneath(
                 parent,

@@ -403,8 +403,12 @@ impl Walker<'_> {
 
 /// The text a word stands for, if the shell would not expand it: plain characters,
 /// single quotes, double quotes without `$` or backquotes, and backslash escapes.
-/// Glob characters, braces, `~`, `$` and backquotes make a word not static.
+/// Glob characters, `~`, `$` and backquotes make a word not static, and so do
+/// braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone is literal.
 pub(crate) fn static_word(raw: &str) -> Option<String> {
+    if (raw.contains('{') || raw.contains('}')) && (raw.contains(',') || raw.contains("..")) {
+        return None;
+    }
     let mut out = String::new();
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -437,8 +441,8 @@ pub(crate) fn static_word(raw: &str) -> Option<String> {
                     Some(x) => out.push(x),
                 }
             },
-            '$' | '`' | '*' | '?' | '[' | ']' | '{' | '}' | '~' | '(' | ')' | '<' | '>' | '|'
-            | '&' | ';' | '!' => return None,
+            '$' | '`' | '*' | '?' | '[' | ']' | '~' | '(' | ')' | '<' | '>' | '|' | '&' | ';'
+            | '!' => return None,
             c if c.is_whitespace() => return None,
             x => out.push(x),
         }
@@ -568,8 +572,9 @@ mod tests {
             static_word("--flag=x,y:z@1+2%"),
             Some("--flag=x,y:z@1+2%".into())
         );
+        assert_eq!(static_word("{}"), Some("{}".into()));
         for dynamic in [
-            "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "~/x", "[ab]", "!x",
+            "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "{1..3}", "~/x", "[ab]", "!x",
         ] {
             assert_eq!(static_word(dynamic), None, "{dynamic}");
         }

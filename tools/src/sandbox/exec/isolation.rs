@@ -239,7 +239,7 @@ pub(crate) fn apply(plan: &Plan) -> Result<(), String> {
     if plan.landlock_fs {
         let dirs: Vec<&PathBuf> = plan.writable.iter().filter(|p| p.exists()).collect();
         created = created
-            .add_rules(path_beneath_rules(dirs, AccessFs::from_all(FS_ABI)))
+            .add_rules(path_beneath_rules(dirs, AccessFs::from_write(FS_ABI)))
             .map_err(fail)?;
         let devices: Vec<&str> = DEV_FILES
             .iter()
@@ -247,7 +247,7 @@ pub(crate) fn apply(plan: &Plan) -> Result<(), String> {
             .filter(|p| Path::new(p).exists())
             .collect();
         created = created
-            .add_rules(path_beneath_rules(devices, AccessFs::from_all(FS_ABI)))
+            .add_rules(path_beneath_rules(devices, AccessFs::from_write(FS_ABI)))
             .map_err(fail)?;
     }
     let status = created.restrict_self().map_err(fail)?;
