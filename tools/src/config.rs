@@ -298,6 +298,10 @@ pub struct IsolationConfig {
     pub block_network: bool,
     /// Further directories commands may write to (e.g. a package cache).
     pub writable: Vec<PathBuf>,
+    /// Use new network and PID namespaces where the privileges allow (root or
+    /// `CAP_SYS_ADMIN`): no network at all, and no process outlives its command.
+    /// Without them, the network is cut with Landlock (TCP; UDP from Landlock ABI 10).
+    pub namespaces: bool,
 }
 
 impl Default for IsolationConfig {
@@ -307,6 +311,7 @@ impl Default for IsolationConfig {
             restrict_writes: true,
             block_network: true,
             writable: Vec::new(),
+            namespaces: true,
         }
     }
 }

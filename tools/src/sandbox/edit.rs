@@ -248,12 +248,9 @@ fn edit(sandbox: &Sandbox, run: &str, args: &EditArgs) -> Result<String, String>
     let rel = plan.target.rel.clone();
     let shown = sandbox.ws.display(&rel);
     let first_line = 1 + memchr::memchr_iter(b'\n', &plan.new[..plan.first_at]).count();
-    let last_line = first_line
-        + memchr::memchr_iter(
-            b'\n',
-            &plan.new[plan.first_at..plan.first_at + plan.inserted_len],
-        )
-        .count();
+    let inserted = &plan.new[plan.first_at..plan.first_at + plan.inserted_len];
+    let inserted = inserted.strip_suffix(b"\n").unwrap_or(inserted);
+    let last_line = first_line + memchr::memchr_iter(b'\n', inserted).count();
     let meta = sandbox
         .ws
         .commit(&args.path, plan.target, &plan.new)

@@ -10,9 +10,33 @@ use keel_tools::{
 };
 use serde_json::Value;
 
+/// Tests hold this lock shared while they run; the fork-bomb test holds it
+/// exclusively, so a bomb's few milliseconds of filling the process table cannot
+/// make another test fail to start a thread or a process. It is a file lock, so it
+/// also works when each test runs in its own process (cargo nextest).
+pub struct ProcessSlot(#[allow(dead_code)] std::fs::File);
+
+pub fn process_slot(exclusive: bool) -> ProcessSlot {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(std::env::temp_dir().join("keel-tools-tests.lock"))
+        .unwrap();
+    let mode = if exclusive {
+        rustix::fs::FlockOperation::LockExclusive
+    } else {
+        rustix::fs::FlockOperation::LockShared
+    };
+    rustix::fs::flock(&file, mode).unwrap();
+    ProcessSlot(file)
+}
+
 pub struct Ws {
     /// Holds the temporary directories alive.
     _base: tempfile::TempDir,
+    _slot: ProcessSlot,
     /// The workspace directory (canonical).
     pub root: PathBuf,
     /// A directory beside the workspace, outside it.
@@ -51,6 +75,20 @@ impl Ws {
     }
 
     pub fn with_env(f: impl FnOnce(&mut SandboxConfig), env: Vec<(OsString, OsString)>) -> Self {
+        Self::build(f, env, false)
+    }
+
+    /// The only workspace alive while it lives (for the fork-bomb test).
+    pub fn exclusive(f: impl FnOnce(&mut SandboxConfig)) -> Self {
+        Self::build(f, host_env(), true)
+    }
+
+    fn build(
+        f: impl FnOnce(&mut SandboxConfig),
+        env: Vec<(OsString, OsString)>,
+        exclusive: bool,
+    ) -> Self {
+        let slot = process_slot(exclusive);
         let base = tempfile::tempdir().unwrap();
         let base_path = std::fs::canonicalize(base.path()).unwrap();
         let root = base_path.join("ws");
@@ -64,6 +102,7 @@ impl Ws {
         let reg = tools.registry();
         Self {
             _base: base,
+            _slot: slot,
             root,
             outside,
             tools,

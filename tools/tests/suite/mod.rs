@@ -1,4 +1,8 @@
 mod common;
+mod exec;
+mod files;
+mod registry;
+mod search;
 mod sec_exec;
 mod sec_files;
 mod sec_isolation;

@@ -12,10 +12,15 @@ use keel_tools::{ExecSecurity, IsolationMode};
 use super::common::*;
 
 fn isolated(mode: IsolationMode) -> Ws {
+    isolated_ns(mode, true)
+}
+
+fn isolated_ns(mode: IsolationMode, namespaces: bool) -> Ws {
     Ws::with(|c| {
         c.exec.security = ExecSecurity::AllowAlways;
         c.exec.shell = "/bin/bash".into();
         c.isolation.mode = mode;
+        c.isolation.namespaces = namespaces;
     })
 }
 
@@ -77,6 +82,46 @@ async fn sec_43_network_fails_with_isolation_on() {
         let e = err(isolated(IsolationMode::Required).sh("true").await);
         assert!(e.contains("UDP is not blocked"), "{e}");
         println!("UDP stays open on this system: {e}");
+    }
+}
+
+/// The unprivileged path: Landlock alone (no namespaces), as for a normal user.
+#[tokio::test]
+async fn sec_43_network_fails_with_landlock_alone() {
+    let support = isolation_support();
+    if !support.landlock_tcp {
+        let e = err(isolated_ns(IsolationMode::Required, false).sh("true").await);
+        assert!(
+            e.contains("blocking the network needs Landlock ABI 4"),
+            "{e}"
+        );
+        println!("UNSUPPORTED here: {e}");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let connect = format!("echo hello > /dev/tcp/127.0.0.1/{port} && echo connected");
+    assert!(ok(plain().sh(&connect).await).starts_with("connected"));
+    listener
+        .accept()
+        .expect("the control connection should be pending");
+    let out = err(isolated_ns(IsolationMode::BestEffort, false)
+        .sh(&connect)
+        .await);
+    assert!(out.contains("Permission denied"), "{out}");
+    assert_eq!(listener.accept().unwrap_err().kind(), ErrorKind::WouldBlock);
+    if !support.landlock_udp {
+        // Best effort says what it could not do; required refuses to run.
+        assert!(
+            out.contains("[isolation not applied: UDP is not blocked"),
+            "{out}"
+        );
+        let e = err(isolated_ns(IsolationMode::Required, false).sh("true").await);
+        assert_eq!(
+            e,
+            "isolation is required but this system cannot provide it: UDP is not blocked: Landlock has UDP rules from ABI 10, and a network namespace needs CAP_SYS_ADMIN. Set isolation.mode to \"best-effort\" to run with what is available, or \"off\""
+        );
     }
 }
 

@@ -67,22 +67,27 @@ async fn sec_37_orphaned_setsid_escapee_is_found_and_killed() {
 
 #[tokio::test]
 async fn sec_37_fork_bomb_is_killed() {
-    let ws = Ws::with(|c| {
+    let ws = Ws::exclusive(|c| {
         c.exec.security = ExecSecurity::AllowAlways;
         c.exec.max_processes = 64;
     });
+    // The shell stays to watch its bomb grow: killed at the process limit.
     let out = err(ws
         .call(
             "exec",
-            json!({"command": "echo $$; bomb() { bomb | bomb & }; bomb", "timeout": 20}),
+            json!({"command": "echo $$; bomb() { bomb | bomb & }; bomb; sleep 30", "timeout": 20}),
         )
         .await);
     let sid = first_number(&out);
     assert!(
-        out.contains("[killed: the command had") && out.contains("over the limit of 64]"),
+        out.contains("[killed: the command started more than 64 processes"),
         "{out}"
     );
     assert_eq!(session_members(sid), Vec::<i32>::new(), "{out}");
+    // The shell leaves at once: the bomb's processes are killed with the command.
+    let out = ws.sh("echo $$; bomb() { bomb | bomb & }; bomb").await;
+    let sid = first_number(&out.content);
+    assert_eq!(session_members(sid), Vec::<i32>::new(), "{}", out.content);
 }
 
 #[tokio::test]

@@ -120,7 +120,8 @@ pub(crate) fn plan(
     if cfg.mode == IsolationMode::Off {
         return Ok(None);
     }
-    let s = isolation_support();
+    let mut s = isolation_support();
+    s.namespaces &= cfg.namespaces;
     let mut report = IsolationReport::default();
     let mut writable = vec![workspace.to_path_buf()];
     writable.extend(tmp.map(Path::to_path_buf));

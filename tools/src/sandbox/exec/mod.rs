@@ -238,20 +238,19 @@ impl ExecTool {
                     .into(),
                 true,
             ),
-            Ending::ProcessLimit(n) => (
+            Ending::ProcessLimit => (
                 format!(
-                    "[killed: the command had {n} processes running, over the limit of {}]",
+                    "[killed: the command started more than {} processes (a fork bomb?); all of them were killed]",
                     cfg.exec.max_processes
                 ),
                 true,
             ),
         };
         text.push_str(&summary);
-        if finished.ending == Ending::Exited && finished.leftovers > 0 {
-            text.push_str(&format!(
-                "\n[{} process(es) still running when the command ended were killed; commands cannot leave processes behind]",
-                finished.leftovers
-            ));
+        if finished.ending == Ending::Exited && finished.leftovers {
+            text.push_str(
+                "\n[processes still running when the command ended were killed; commands cannot leave processes behind]",
+            );
         }
         for note in notes {
             text.push_str(&format!("\n[isolation not applied: {note}]"));

@@ -89,14 +89,71 @@ pub(crate) fn members(root: i32, procs: &[ProcInfo]) -> HashSet<i32> {
     found
 }
 
-/// Live (non-zombie) processes of the command, for the process limit.
-pub(crate) fn count(root: i32) -> usize {
-    let procs = scan();
-    let live: HashSet<i32> = procs.iter().filter(|p| !p.zombie).map(|p| p.pid).collect();
-    members(root, &procs)
-        .into_iter()
-        .filter(|p| live.contains(p))
-        .count()
+/// Live processes in the command's session or group, counted until `limit` is
+/// passed (then the count stops: it is only compared with the limit). Cheap enough
+/// to run every few milliseconds: it reads `/proc/<pid>/stat` files only.
+pub(crate) fn count_session(root: i32, limit: usize) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
+            continue;
+        };
+        if let Some(p) = parse_stat(&text)
+            && !p.zombie
+            && (p.sid == root || p.pgrp == root)
+        {
+            n += 1;
+            if n > limit {
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Tasks (threads) on the whole system, from `/proc/loadavg`: one read of global
+/// counters, which stays fast while a fork bomb makes per-process files slow.
+pub(crate) fn host_tasks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let field = text.split_whitespace().nth(3)?;
+    field.split_once('/')?.1.parse().ok()
+}
+
+/// Tasks (threads) belonging to this process's real user, as `RLIMIT_NPROC` counts
+/// them.
+pub(crate) fn user_tasks() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if entry.metadata().is_ok_and(|m| m.uid() == uid) {
+            // Field 20 of stat is the thread count.
+            n += std::fs::read_to_string(format!("/proc/{name}/stat"))
+                .ok()
+                .and_then(|t| {
+                    let rest = t.get(t.rfind(')')? + 1..)?;
+                    rest.split_whitespace().nth(17)?.parse::<u64>().ok()
+                })
+                .unwrap_or(1);
+        }
+    }
+    n
 }
 
 fn has_marker(pid: i32, marker: &[u8]) -> bool {
@@ -105,25 +162,21 @@ fn has_marker(pid: i32, marker: &[u8]) -> bool {
         .unwrap_or(false)
 }
 
-/// Kills every process of the command rooted at `root` (see the module docs);
-/// returns how many were killed besides the command's own shell. Blocking: call off the async executor.
-pub(crate) fn kill_all(root: i32, marker: &str) -> usize {
+/// Kills every process of the command rooted at `root` (see the module docs).
+/// Returns whether anything besides the command's shell was still running.
+/// Blocking: call off the async executor.
+pub(crate) fn kill_all(root: i32, marker: &str) -> bool {
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let my_sid = rustix::process::getsid(None)
         .map(|p| p.as_raw_nonzero().get())
         .unwrap_or(0);
+    let my_pgrp = rustix::process::getpgrp().as_raw_nonzero().get();
     let marker = marker.as_bytes();
-    let mut killed: HashSet<i32> = HashSet::new();
+    let mut leftovers = false;
     let mut sessions: HashSet<i32> = HashSet::from([root]);
-    // Count what is still running before the group kill makes it hard to tell.
-    let before = scan();
-    let live_before: HashSet<i32> = before.iter().filter(|p| !p.zombie).map(|p| p.pid).collect();
-    for pid in members(root, &before) {
-        if pid != root && live_before.contains(&pid) {
-            killed.insert(pid);
-        }
-    }
+    // The group first, before anything slow: a fork bomb grows while we look.
     if let Some(pid) = Pid::from_raw(root) {
+        leftovers = rustix::process::test_kill_process_group(pid).is_ok();
         let _ = rustix::process::kill_process_group(pid, Signal::KILL);
     }
     for round in 0..200 {
@@ -137,6 +190,8 @@ pub(crate) fn kill_all(root: i32, marker: &str) -> usize {
         }
         let by_pid: HashMap<i32, &ProcInfo> = procs.iter().map(|p| (p.pid, p)).collect();
         let mut live = 0;
+        let mut groups: HashSet<i32> = HashSet::from([root]);
+        let mut singles = Vec::new();
         for pid in targets {
             let Some(info) = by_pid.get(&pid) else {
                 continue;
@@ -147,12 +202,24 @@ pub(crate) fn kill_all(root: i32, marker: &str) -> usize {
             if info.sid != my_sid && info.sid > 1 {
                 sessions.insert(info.sid);
             }
-            live += 1;
-            if let Some(p) = Pid::from_raw(pid)
-                && rustix::process::kill_process(p, Signal::KILL).is_ok()
-            {
-                killed.insert(pid);
+            if info.pgrp != my_pgrp && info.pgrp > 1 {
+                groups.insert(info.pgrp);
             }
+            live += 1;
+            singles.push(pid);
+        }
+        // Whole groups first: a group kill reaches every member at once, including
+        // children forked while it is delivered (a fork bomb outruns one-by-one).
+        for g in &groups {
+            if let Some(g) = Pid::from_raw(*g) {
+                let _ = rustix::process::kill_process_group(g, Signal::KILL);
+            }
+        }
+        for pid in singles {
+            if let Some(p) = Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+            }
+            leftovers |= pid != root;
         }
         if live == 0 {
             break;
@@ -161,8 +228,7 @@ pub(crate) fn kill_all(root: i32, marker: &str) -> usize {
         // before looking again; the pauses grow in case something keeps forking.
         std::thread::sleep(Duration::from_millis(2 + round.min(20)));
     }
-    killed.remove(&root);
-    killed.len()
+    leftovers
 }
 
 #[cfg(test)]
