@@ -22,6 +22,27 @@ pub struct ApprovalForm {
     pub digest: String,
 }
 
+impl ApprovalForm {
+    /// Checks a decision against this form: a decision that names a digest must
+    /// name this form's (a person approved what was shown, and nothing else).
+    pub fn check_decision(&self, named_digest: &str) -> Result<(), String> {
+        if named_digest == self.digest {
+            Ok(())
+        } else {
+            Err(format!(
+                "the decision is for another request (digest {}), not for this `{}` call (digest {}); refused",
+                short_digest(named_digest),
+                self.tool,
+                short_digest(&self.digest)
+            ))
+        }
+    }
+}
+
+fn short_digest(d: &str) -> &str {
+    d.get(..12).unwrap_or(d)
+}
+
 /// The specifics of a pending call, per kind of tool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FormContext {

@@ -38,9 +38,19 @@
 //! ```
 
 mod approval;
+pub mod config;
+mod error;
 mod registry;
+pub mod sandbox;
+pub mod schema;
 mod tool;
 
 pub use approval::{AllowRule, ApprovalForm, Field, FieldKind, FormContext, approval_digest};
+pub use config::{
+    EnvInherit, EnvKind, ExecConfig, ExecEnvConfig, ExecSecurity, FileApproval, FileLimits,
+    IsolationConfig, IsolationMode, LocalConfig, RecoveryConfig, RecoveryPolicy, SandboxConfig,
+};
+pub use error::{Error, Result};
 pub use registry::ToolRegistry;
+pub use sandbox::{SandboxTools, sandbox_tools};
 pub use tool::{Approval, CallContext, DynTool, Recovery, SharedTool, Tool, ToolOutput, ToolSpec};

@@ -177,7 +177,12 @@ pub trait DynTool: Send + Sync + 'static {
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput>;
 }
 
-fn parse_args<T: DeserializeOwned>(tool: &str, args: &serde_json::Value) -> Result<T, String> {
+/// Checks the arguments against the tool's schema (so the model hears which field is
+/// wrong), then parses them.
+fn parse_args<T: DeserializeOwned>(spec: &ToolSpec, args: &serde_json::Value) -> Result<T, String> {
+    let tool = &spec.name;
+    crate::schema::validate(&spec.input_schema, args)
+        .map_err(|e| format!("invalid arguments for `{tool}`: {e}"))?;
     serde_json::from_value(args.clone()).map_err(|e| format!("invalid arguments for `{tool}`: {e}"))
 }
 
@@ -196,16 +201,16 @@ impl<T: Tool> DynTool for T {
         args: &serde_json::Value,
         rules: &[AllowRule],
     ) -> Result<Approval, String> {
-        let parsed: T::Args = parse_args(&Tool::spec(self).name, args)?;
+        let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
         Ok(Tool::approval(self, &parsed, args, rules))
     }
     fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
-        let parsed: T::Args = parse_args(&Tool::spec(self).name, args)?;
+        let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
         Ok(Tool::always_rule(self, &parsed))
     }
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput> {
         Box::pin(async move {
-            match parse_args::<T::Args>(&Tool::spec(self).name, &args) {
+            match parse_args::<T::Args>(&Tool::spec(self), &args) {
                 Ok(parsed) => Tool::call(self, parsed, ctx).await,
                 Err(message) => ToolOutput::error(message),
             }

@@ -1,0 +1,614 @@
+//! Reads a command line the way the shell will, to decide what it runs.
+//!
+//! The line is parsed with `brush-parser` (a POSIX/bash grammar in Rust) and the
+//! tree is walked: every simple command, however nested (pipelines, `&&` lists,
+//! subshells, functions, `$(...)` and backquotes inside words, `sh -c` strings,
+//! `eval` arguments, here-documents), is collected. A word counts as known only if
+//! it is static text (plain characters, quotes, escapes); anything the shell would
+//! expand or glob makes it unknown.
+//!
+//! Three results: the argv of each top-level simple command (what an allowlist must
+//! cover); `concerns`, the constructs that always need a person (redirections,
+//! substitutions, background jobs, assignments, compound commands, functions,
+//! interpreter trampolines, control characters, anything unparsed); and every argv
+//! to test against the deny rules, with `opaque` listing what could not be seen
+//! into (so a deny rule cannot be proven not to apply).
+
+use brush_parser::ast;
+use brush_parser::word::{WordPiece, WordPieceWithSource};
+use brush_parser::{Parser, ParserOptions, SourceInfo};
+
+/// The longest command line analysed; longer ones always need a person.
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Brackets nested deeper than this are not handed to the parser (its recursion
+/// is bounded by the input, and the stack is not).
+const MAX_BRACKET_DEPTH: usize = 64;
+/// `sh -c "sh -c '...'"` deeper than this is not looked into.
+const MAX_NESTED_PARSES: usize = 8;
+
+/// What a command line would run.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Analysis {
+    /// The argv of each top-level simple command whose words are all static.
+    pub commands: Vec<Vec<String>>,
+    /// Why the line needs a person whatever the rules say (empty: nothing special).
+    pub concerns: Vec<String>,
+    /// Every argv seen, nested ones and trampoline payloads included.
+    pub deny_candidates: Vec<Vec<String>>,
+    /// Parts that could not be seen into.
+    pub opaque: Vec<String>,
+}
+
+impl Analysis {
+    fn concern(&mut self, c: impl Into<String>) {
+        let c = c.into();
+        if !self.concerns.contains(&c) {
+            self.concerns.push(c);
+        }
+    }
+    fn opaque(&mut self, c: impl Into<String>) {
+        let c = c.into();
+        if !self.opaque.contains(&c) {
+            self.opaque.push(c.clone());
+        }
+        self.concern(c);
+    }
+}
+
+/// Analyses a command line.
+pub(crate) fn analyze(command: &str) -> Analysis {
+    let mut a = Analysis::default();
+    if let Some(c) = command.chars().find(|c| is_hidden_char(*c)) {
+        a.concern(format!(
+            "it contains a control or invisible character (U+{:04X}) that could hide what runs",
+            c as u32
+        ));
+    }
+    Walker {
+        a: &mut a,
+        depth: 0,
+    }
+    .text(command, true);
+    a
+}
+
+/// Characters that could make a command look different from what runs: control
+/// characters other than newline and tab (a CR can hide a second command on a
+/// terminal), C1 controls, bidi overrides, zero-width characters.
+fn is_hidden_char(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2069 | 0xFEFF)
+}
+
+fn options() -> ParserOptions {
+    ParserOptions {
+        enable_extended_globbing: false,
+        posix_mode: true,
+        sh_mode: true,
+        tilde_expansion: false,
+    }
+}
+
+fn max_bracket_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in text.chars() {
+        match c {
+            '(' | '{' | '[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max + text.matches('`').count()
+}
+
+struct Walker<'a> {
+    a: &'a mut Analysis,
+    depth: usize,
+}
+
+impl Walker<'_> {
+    /// Parses and walks shell text; `top` marks the command line itself (whose
+    /// simple commands an allowlist must cover) as opposed to nested text.
+    fn text(&mut self, text: &str, top: bool) {
+        if self.depth > MAX_NESTED_PARSES {
+            self.a
+                .opaque("it nests shell code too deeply to be checked");
+            return;
+        }
+        if text.len() > MAX_COMMAND_BYTES {
+            self.a.opaque(format!(
+                "it is longer than {} KiB, too long to be checked",
+                MAX_COMMAND_BYTES / 1024
+            ));
+            return;
+        }
+        if max_bracket_depth(text) > MAX_BRACKET_DEPTH {
+            self.a.opaque("it nests brackets too deeply to be checked");
+            return;
+        }
+        let parsed = std::panic::catch_unwind(|| {
+            let mut parser = Parser::new(
+                std::io::BufReader::new(text.as_bytes()),
+                &options(),
+                &SourceInfo {
+                    source: "command".into(),
+                },
+            );
+            parser.parse_program()
+        });
+        match parsed {
+            Ok(Ok(program)) => {
+                self.depth += 1;
+                for list in &program.complete_commands {
+                    self.list(list, top);
+                }
+                self.depth -= 1;
+            }
+            Ok(Err(e)) => self
+                .a
+                .opaque(format!("the shell grammar could not parse it ({e})")),
+            Err(_) => self.a.opaque("the shell parser failed on it"),
+        }
+    }
+
+    fn list(&mut self, list: &ast::CompoundList, top: bool) {
+        for ast::CompoundListItem(and_or, sep) in &list.0 {
+            if matches!(sep, ast::SeparatorOperator::Async) {
+                self.a.concern("it runs something in the background (`&`)");
+            }
+            self.pipeline(&and_or.first, top);
+            for next in &and_or.additional {
+                match next {
+                    ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p, top),
+                }
+            }
+        }
+    }
+
+    fn pipeline(&mut self, p: &ast::Pipeline, top: bool) {
+        if p.timed.is_some() {
+            self.a.concern("it uses `time`");
+        }
+        for command in &p.seq {
+            self.command(command, top);
+        }
+    }
+
+    fn command(&mut self, c: &ast::Command, top: bool) {
+        match c {
+            ast::Command::Simple(s) => self.simple(s, top),
+            ast::Command::Compound(cc, redirects) => {
+                self.a
+                    .concern("it uses a compound command (a subshell, group, loop or conditional)");
+                if let Some(r) = redirects {
+                    for redirect in &r.0 {
+                        self.redirect(redirect);
+                    }
+                }
+                self.compound(cc);
+            }
+            ast::Command::Function(f) => {
+                self.a.concern("it defines a shell function");
+                self.compound(&f.body.0);
+                if let Some(r) = &f.body.1 {
+                    for redirect in &r.0 {
+                        self.redirect(redirect);
+                    }
+                }
+            }
+            ast::Command::ExtendedTest(_) => {
+                self.a.opaque("it uses a `[[ ]]` test");
+            }
+        }
+    }
+
+    fn compound(&mut self, c: &ast::CompoundCommand) {
+        use ast::CompoundCommand as C;
+        match c {
+            C::BraceGroup(g) => self.list(&g.list, false),
+            C::Subshell(s) => self.list(&s.list, false),
+            C::ForClause(f) => {
+                for w in f.values.iter().flatten() {
+                    self.word(w);
+                }
+                self.list(&f.body.list, false);
+            }
+            C::CaseClause(c) => {
+                self.word(&c.value);
+                for item in &c.cases {
+                    for w in &item.patterns {
+                        self.word(w);
+                    }
+                    if let Some(cmd) = &item.cmd {
+                        self.list(cmd, false);
+                    }
+                }
+            }
+            C::IfClause(i) => {
+                self.list(&i.condition, false);
+                self.list(&i.then, false);
+                for e in i.elses.iter().flatten() {
+                    if let Some(cond) = &e.condition {
+                        self.list(cond, false);
+                    }
+                    self.list(&e.body, false);
+                }
+            }
+            C::WhileClause(ast::WhileOrUntilClauseCommand(cond, body, _))
+            | C::UntilClause(ast::WhileOrUntilClauseCommand(cond, body, _)) => {
+                self.list(cond, false);
+                self.list(&body.list, false);
+            }
+            C::Arithmetic(_) | C::ArithmeticForClause(_) => {
+                self.a.opaque("it uses shell arithmetic");
+            }
+        }
+    }
+
+    fn redirect(&mut self, r: &ast::IoRedirect) {
+        self.a
+            .concern("it redirects input or output (`<`, `>`, `2>&1`, here-documents)");
+        match r {
+            ast::IoRedirect::File(_, _, target) => match target {
+                ast::IoFileRedirectTarget::Filename(w)
+                | ast::IoFileRedirectTarget::Duplicate(w) => self.word(w),
+                ast::IoFileRedirectTarget::Fd(_) => {}
+                ast::IoFileRedirectTarget::ProcessSubstitution(_, s) => {
+                    self.a.concern("it uses process substitution (`<(...)`)");
+                    self.list(&s.list, false);
+                }
+            },
+            ast::IoRedirect::HereDocument(_, doc) => {
+                // The body may be fed to a shell: read it as shell code too.
+                self.text(&doc.doc.value, false);
+            }
+            ast::IoRedirect::HereString(_, w) | ast::IoRedirect::OutputAndError(w, _) => {
+                self.word(w)
+            }
+        }
+    }
+
+    fn simple(&mut self, s: &ast::SimpleCommand, top: bool) {
+        let mut argv: Vec<String> = Vec::new();
+        let mut dynamic = false;
+        let items = s
+            .prefix
+            .iter()
+            .flat_map(|p| p.0.iter())
+            .map(Some)
+            .chain(std::iter::once(None))
+            .chain(s.suffix.iter().flat_map(|p| p.0.iter()).map(Some));
+        for item in items {
+            let word = match item {
+                None => match &s.word_or_name {
+                    Some(w) => w,
+                    None => continue,
+                },
+                Some(ast::CommandPrefixOrSuffixItem::Word(w)) => w,
+                Some(ast::CommandPrefixOrSuffixItem::IoRedirect(r)) => {
+                    self.redirect(r);
+                    continue;
+                }
+                Some(ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w)) => {
+                    self.a
+                        .concern("it sets variables for the command (`NAME=value cmd`)");
+                    self.word(w);
+                    continue;
+                }
+                Some(ast::CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub)) => {
+                    self.a.concern("it uses process substitution (`<(...)`)");
+                    self.list(&sub.list, false);
+                    continue;
+                }
+            };
+            match static_word(&word.value) {
+                Some(text) => argv.push(text),
+                None => {
+                    dynamic = true;
+                    self.a.concern(format!(
+                        "`{}` is expanded by the shell when it runs (variables, substitutions, globs or `~`)",
+                        word.value
+                    ));
+                    self.word(word);
+                }
+            }
+        }
+        if argv.is_empty() {
+            return;
+        }
+        if dynamic {
+            self.a.opaque(
+                "a command or argument is only known when it runs, so the deny rules cannot be checked against it",
+            );
+            // The static words are still worth testing against the deny rules.
+            self.a.deny_candidates.push(argv);
+            return;
+        }
+        if let Some(why) = trampoline(&argv) {
+            self.a.concern(why);
+            self.payloads(&argv);
+        }
+        if top {
+            self.a.commands.push(argv.clone());
+        }
+        self.a.deny_candidates.push(argv);
+    }
+
+    /// What a wrapper command (`sudo`, `xargs`, `sh -c`, `find -exec`, ...) would run:
+    /// every tail of its argv is a possible command, and any argument that looks
+    /// like shell code is read as such.
+    fn payloads(&mut self, argv: &[String]) {
+        for i in 1..argv.len() {
+            self.a.deny_candidates.push(argv[i..].to_vec());
+            let arg = &argv[i];
+            let code = match arg.split_once('=') {
+                // `git -c core.pager=cmd`, `--rsh-command=cmd`
+                Some((key, value)) if !key.contains(char::is_whitespace) => value,
+                _ => arg.as_str(),
+            };
+            if code.contains(|c: char| c.is_whitespace() || ";|&$`<>()".contains(c)) {
+                self.text(code, false);
+            }
+        }
+        let name = basename(&argv[0]);
+        if matches!(name, "eval" | "source" | ".") {
+            self.text(&argv[1..].join(" "), false);
+        }
+    }
+
+    /// Looks inside a non-static word for commands it would run.
+    fn word(&mut self, w: &ast::Word) {
+        if static_word(&w.value).is_some() {
+            return;
+        }
+        match brush_parser::word::parse(&w.value, &options()) {
+            Ok(pieces) => self.pieces(&w.value, &pieces),
+            Err(_) => self
+                .a
+                .opaque(format!("the word `{}` could not be parsed", w.value)),
+        }
+    }
+
+    fn pieces(&mut self, raw: &str, pieces: &[WordPieceWithSource]) {
+        for p in pieces {
+            match &p.piece {
+                WordPiece::CommandSubstitution(code)
+                | WordPiece::BackquotedCommandSubstitution(code) => {
+                    self.a
+                        .concern("it substitutes a command's output (`$(...)` or backquotes)");
+                    self.text(code, false);
+                }
+                WordPiece::DoubleQuotedSequence(inner)
+                | WordPiece::GettextDoubleQuotedSequence(inner) => self.pieces(raw, inner),
+                WordPiece::ParameterExpansion(_) | WordPiece::ArithmeticExpression(_) => {
+                    let source = raw.get(p.start_index..p.end_index).unwrap_or(raw);
+                    if source.contains("$(") || source.contains('`') {
+                        self.a.opaque(format!(
+                            "`{source}` runs a command inside an expansion that cannot be checked"
+                        ));
+                    }
+                }
+                WordPiece::Text(_)
+                | WordPiece::SingleQuotedText(_)
+                | WordPiece::AnsiCQuotedText(_)
+                | WordPiece::TildePrefix(_)
+                | WordPiece::EscapeSequence(_) => {}
+            }
+        }
+    }
+}
+
+/// The text a word stands for, if the shell would not expand it: plain characters,
+/// single quotes, double quotes without `$` or backquotes, and backslash escapes.
+/// Glob characters, `~`, `$` and backquotes make a word not static, and so do
+/// braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone is literal.
+pub(crate) fn static_word(raw: &str) -> Option<String> {
+    if (raw.contains('{') || raw.contains('}')) && (raw.contains(',') || raw.contains("..")) {
+        return None;
+    }
+    let mut out = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('\n') => {}
+                Some(x) => out.push(x),
+                None => return None,
+            },
+            '\'' => loop {
+                match chars.next() {
+                    Some('\'') => break,
+                    Some(x) => out.push(x),
+                    None => return None,
+                }
+            },
+            '"' => loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some(x @ ('"' | '\\' | '$' | '`')) => out.push(x),
+                        Some('\n') => {}
+                        Some(x) => {
+                            out.push('\\');
+                            out.push(x);
+                        }
+                        None => return None,
+                    },
+                    Some('$' | '`') | None => return None,
+                    Some(x) => out.push(x),
+                }
+            },
+            '$' | '`' | '*' | '?' | '[' | ']' | '~' | '(' | ')' | '<' | '>' | '|' | '&' | ';'
+            | '!' => return None,
+            c if c.is_whitespace() => return None,
+            x => out.push(x),
+        }
+    }
+    Some(out)
+}
+
+/// The last path component of a command name (`/usr/bin/env` → `env`).
+pub(crate) fn basename(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Why a simple command is an interpreter trampoline or changes the shell itself:
+/// it runs (or makes later commands run) code that its argv does not show, so an
+/// allowlist entry must never cover it.
+pub(crate) fn trampoline(argv: &[String]) -> Option<String> {
+    let name = basename(&argv[0]);
+    let args = &argv[1..];
+    let has = |flags: &[&str]| {
+        args.iter().any(|a| {
+            flags
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    };
+    let generic = match name {
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "yash" | "fish" | "csh" | "tcsh"
+        | "busybox" => Some("runs a shell"),
+        "eval" | "source" | "." => Some("evaluates text as shell code"),
+        "exec" | "command" | "builtin" | "env" | "xargs" | "nohup" | "setsid" | "timeout"
+        | "nice" | "ionice" | "stdbuf" | "time" | "chrt" | "taskset" | "watch" | "script"
+        | "flock" | "parallel" | "strace" | "ltrace" | "systemd-run" | "unbuffer" => {
+            Some("runs another command")
+        }
+        "sudo" | "doas" | "su" | "pkexec" | "runuser" | "chroot" | "unshare" | "nsenter"
+        | "firejail" | "bwrap" => Some("runs another command with other privileges or namespaces"),
+        "alias" | "unalias" | "export" | "set" | "unset" | "trap" | "readonly" | "declare"
+        | "typeset" | "local" | "hash" | "enable" | "shopt" => Some(
+            "changes the shell's variables, aliases or traps, which changes what later commands do",
+        ),
+        _ => None,
+    };
+    if let Some(why) = generic {
+        return Some(format!("`{name}` {why}"));
+    }
+    let specific = match name {
+        "find"
+            if has(&[
+                "-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls",
+            ]) =>
+        {
+            Some("`find` with `-exec`/`-delete`/`-fprint` runs commands or changes files")
+        }
+        "git" => git_trampoline(args),
+        "tar"
+            if has(&[
+                "--to-command",
+                "--checkpoint-action",
+                "--use-compress-program",
+                "-I",
+                "--info-script",
+                "-F",
+                "--new-volume-script",
+                "--rsh-command",
+            ]) =>
+        {
+            Some("`tar` with an option that runs a command")
+        }
+        "ssh" | "scp" | "rsync" if has(&["-e", "--rsh", "-o"]) => {
+            Some("a remote-copy option that runs a command")
+        }
+        _ => None,
+    };
+    specific.map(str::to_owned)
+}
+
+/// `git` options and subcommands that make git run a command of someone's choosing.
+fn git_trampoline(args: &[String]) -> Option<&'static str> {
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        let a = args[i].as_str();
+        if a == "-c" || a.starts_with("--config-env") || a.starts_with("--exec-path") {
+            return Some("`git -c`/`--config-env`/`--exec-path` can make git run any command");
+        }
+        i += if matches!(a, "-C" | "--git-dir" | "--work-tree" | "--namespace") {
+            2
+        } else {
+            1
+        };
+    }
+    let sub = args.get(i).map(String::as_str)?;
+    let rest = &args[(i + 1).min(args.len())..];
+    let has = |flags: &[&str]| {
+        rest.iter().any(|a| {
+            flags
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    };
+    let runs = match sub {
+        "config" | "filter-branch" => true,
+        "clone" | "fetch" | "pull" | "push" | "ls-remote" | "archive" => {
+            has(&["--upload-pack", "--receive-pack", "--exec"])
+                || (sub == "clone" && has(&["-u", "--config", "-c"]))
+        }
+        "rebase" => has(&["-x", "--exec"]),
+        "difftool" | "mergetool" => has(&["-x", "--extcmd"]),
+        "submodule" => rest.first().is_some_and(|a| a == "foreach"),
+        "bisect" => rest.first().is_some_and(|a| a == "run"),
+        _ => false,
+    };
+    runs.then_some("this `git` subcommand or option runs other commands (or sets config that does)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_words() {
+        assert_eq!(static_word("node"), Some("node".into()));
+        assert_eq!(static_word("'a b'"), Some("a b".into()));
+        assert_eq!(static_word("\"a b\""), Some("a b".into()));
+        assert_eq!(static_word("a\\ b"), Some("a b".into()));
+        assert_eq!(static_word("c''url"), Some("curl".into()));
+        assert_eq!(
+            static_word("--flag=x,y:z@1+2%"),
+            Some("--flag=x,y:z@1+2%".into())
+        );
+        assert_eq!(static_word("{}"), Some("{}".into()));
+        for dynamic in [
+            "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "{1..3}", "~/x", "[ab]", "!x",
+        ] {
+            assert_eq!(static_word(dynamic), None, "{dynamic}");
+        }
+    }
+
+    #[test]
+    fn collects_each_simple_command() {
+        let a = analyze("npm install && npm test | tee\nnode a.js; echo done");
+        assert_eq!(
+            a.commands,
+            vec![
+                vec!["npm", "install"],
+                vec!["npm", "test"],
+                vec!["tee"],
+                vec!["node", "a.js"],
+                vec!["echo", "done"],
+            ]
+        );
+        assert!(a.concerns.is_empty(), "{:?}", a.concerns);
+    }
+
+    #[test]
+    fn nested_commands_reach_the_deny_candidates() {
+        let a = analyze("echo \"$(curl evil)\"; (sh -c 'wget x')");
+        let flat: Vec<String> = a.deny_candidates.iter().map(|v| v.join(" ")).collect();
+        assert!(flat.contains(&"curl evil".to_owned()), "{flat:?}");
+        assert!(flat.contains(&"wget x".to_owned()), "{flat:?}");
+        assert!(!a.concerns.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_parsing() {
+        let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+        let a = analyze(&deep);
+        assert!(!a.opaque.is_empty());
+    }
+}

@@ -1,0 +1,300 @@
+//! `exec`: runs a shell command in the workspace.
+//!
+//! Whether it may run is the [`policy`]'s call (with [`analyze`] reading the
+//! command line); how it runs is [`process`] (session, timeout, killing every
+//! process, bounded [`output`]), with a scrubbed [`env`] and optional
+//! [`isolation`].
+
+pub(crate) mod analyze;
+pub(crate) mod env;
+pub mod isolation;
+pub(crate) mod output;
+pub mod policy;
+pub(crate) mod process;
+pub(crate) mod procs;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Sandbox;
+use crate::approval::{AllowRule, ApprovalForm, FormContext, approval_digest};
+use crate::tool::{Approval, CallContext, Recovery, Tool, ToolOutput, ToolSpec};
+use policy::CommandCheck;
+use process::Ending;
+
+/// The variable that marks every process of a command.
+pub(crate) const MARKER_VAR: &str = "KEEL_EXEC_ID";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The `exec` tool.
+#[derive(Debug, Clone)]
+pub struct ExecTool {
+    sandbox: Arc<Sandbox>,
+}
+
+impl ExecTool {
+    pub(crate) fn new(sandbox: Arc<Sandbox>) -> Self {
+        Self { sandbox }
+    }
+
+    /// The directory a call runs in, resolved beneath the workspace, as a handle and
+    /// as the absolute path shown to people.
+    fn cwd(&self, cwd: Option<&str>) -> Result<(std::os::fd::OwnedFd, String), String> {
+        let (fd, rel) = self
+            .sandbox
+            .ws
+            .open_dir(cwd.unwrap_or("."))
+            .map_err(|e| format!("cwd: {e}"))?;
+        let shown = self
+            .sandbox
+            .ws
+            .absolute(&rel)
+            .to_string_lossy()
+            .into_owned();
+        Ok((fd, shown))
+    }
+}
+
+/// Arguments of `exec`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecArgs {
+    /// The command line.
+    pub command: String,
+    /// The directory to run it in; the working directory by default.
+    pub cwd: Option<String>,
+    /// Seconds before it is killed.
+    pub timeout: Option<u64>,
+}
+
+fn unique_id() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let seed = format!(
+        "{}-{n}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    blake3::hash(seed.as_bytes()).to_hex()[..32].to_owned()
+}
+
+impl Tool for ExecTool {
+    type Args = ExecArgs;
+
+    fn spec(&self) -> ToolSpec {
+        let exec = &self.sandbox.config.exec;
+        ToolSpec {
+            name: "exec".into(),
+            description: format!(
+                "Run a shell command (`{} -c`) in the workspace and return its combined \
+                 stdout and stderr, exit code and duration. Standard input is empty, there is \
+                 no terminal, and processes left running when the command ends are killed. \
+                 The timeout is {} s unless `timeout` says otherwise (at most {} s). Output over \
+                 {} bytes keeps its start and end. Commands may need a person's approval.",
+                exec.shell.display(),
+                exec.timeout_secs,
+                exec.max_timeout_secs,
+                exec.max_output_bytes
+            ),
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "minLength": 1, "description": "The command line."},
+                    "cwd": {"type": "string", "description": "The directory to run in, inside the workspace. Default: the working directory."},
+                    "timeout": {"type": "integer", "minimum": 1, "maximum": exec.max_timeout_secs, "description": "Seconds before the command is killed."}
+                },
+                "required": ["command"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn recovery(&self) -> Recovery {
+        self.sandbox.config.recovery.exec.into()
+    }
+
+    fn approval(&self, args: &ExecArgs, raw: &serde_json::Value, rules: &[AllowRule]) -> Approval {
+        let (_, cwd) = match self.cwd(args.cwd.as_deref()) {
+            Ok(c) => c,
+            Err(message) => return Approval::Refused(message),
+        };
+        match self.sandbox.policy.check(&args.command, &cwd, rules) {
+            CommandCheck::Allowed { .. } => Approval::NotNeeded,
+            CommandCheck::Denied { reason } => Approval::Refused(format!("refused: {reason}")),
+            CommandCheck::NeedsApproval {
+                reason,
+                matched_rule,
+            } => Approval::Needed(Box::new(ApprovalForm {
+                title: "COMMAND APPROVAL REQUIRED".into(),
+                tool: "exec".into(),
+                digest: approval_digest("exec", raw, &cwd),
+                context: FormContext::Command {
+                    command: args.command.clone(),
+                    cwd,
+                    reason,
+                    matched_rule,
+                },
+                fields: Vec::new(),
+            })),
+        }
+    }
+
+    fn always_rule(&self, args: &ExecArgs) -> AllowRule {
+        let cwd = match self.cwd(args.cwd.as_deref()) {
+            Ok((_, cwd)) => cwd,
+            Err(_) => args.cwd.clone().unwrap_or_default(),
+        };
+        self.sandbox.policy.always_rule(&args.command, &cwd)
+    }
+
+    async fn call(&self, args: ExecArgs, ctx: CallContext) -> ToolOutput {
+        match self.run(args, ctx).await {
+            Ok(out) => out,
+            Err(message) => ToolOutput::error(message),
+        }
+    }
+}
+
+impl ExecTool {
+    async fn run(&self, args: ExecArgs, ctx: CallContext) -> Result<ToolOutput, String> {
+        let sandbox = &self.sandbox;
+        let cfg = &sandbox.config;
+        let (cwd_fd, cwd) = self.cwd(args.cwd.as_deref())?;
+        // Deny rules hold whatever happened before this call (defence in depth: the
+        // engine asked `approval` first).
+        if let CommandCheck::Denied { reason } = sandbox.policy.check(&args.command, &cwd, &[]) {
+            return Err(format!("refused: {reason}"));
+        }
+        let timeout_secs = args.timeout.unwrap_or(cfg.exec.timeout_secs);
+        if timeout_secs == 0 || timeout_secs > cfg.exec.max_timeout_secs {
+            return Err(format!(
+                "`timeout` must be between 1 and {} seconds",
+                cfg.exec.max_timeout_secs
+            ));
+        }
+        let id = unique_id();
+        let tmp = PrivateTmp::create(cfg, &id)?;
+        let plan = isolation::plan(&cfg.isolation, sandbox.ws.root_path(), tmp.path.as_deref())?;
+        let marker = format!("{MARKER_VAR}={id}");
+        let mut extra = vec![
+            (MARKER_VAR.to_owned(), id.clone()),
+            ("PWD".to_owned(), cwd.clone()),
+        ];
+        if let Some(t) = &tmp.path {
+            let t = t.to_string_lossy().into_owned();
+            for name in ["TMPDIR", "TMP", "TEMP"] {
+                extra.push((name.to_owned(), t.clone()));
+            }
+        }
+        let env = env::build(&cfg.exec.env, &sandbox.host_env, &extra);
+        let notes: Vec<String> = plan
+            .as_ref()
+            .map(|p| p.report.missing.clone())
+            .unwrap_or_default();
+        let spec = process::Spec {
+            shell: cfg.exec.shell.clone(),
+            command: args.command.clone(),
+            cwd: cwd_fd,
+            env,
+            timeout: Duration::from_secs(timeout_secs),
+            max_output: cfg.exec.max_output_bytes,
+            max_processes: cfg.exec.max_processes,
+            isolation: plan,
+            marker,
+        };
+        let finished = process::run(spec, ctx.cancel.clone()).await?;
+        drop(tmp);
+
+        let mut text = finished.output.render();
+        if text.trim().is_empty() {
+            text = "(no output)".to_owned();
+        }
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let secs = finished.duration.as_secs_f64();
+        let status = finished
+            .status
+            .as_ref()
+            .map(process::describe)
+            .unwrap_or_else(|| "no exit status".into());
+        let (summary, failed) = match finished.ending {
+            Ending::Exited => (
+                format!("[{status} · {secs:.2} s]"),
+                finished.status.is_none_or(|s| !s.success()),
+            ),
+            Ending::TimedOut => (
+                format!(
+                    "[timed out after {timeout_secs} s: the command and all its processes were killed · {secs:.2} s]"
+                ),
+                true,
+            ),
+            Ending::Cancelled => (
+                "[cancelled: the run was cancelled; the command and all its processes were killed]"
+                    .into(),
+                true,
+            ),
+            Ending::ProcessLimit => (
+                format!(
+                    "[killed: the command started more than {} processes (a fork bomb?); all of them were killed]",
+                    cfg.exec.max_processes
+                ),
+                true,
+            ),
+        };
+        text.push_str(&summary);
+        if finished.ending == Ending::Exited && finished.leftovers {
+            text.push_str(
+                "\n[processes still running when the command ended were killed; commands cannot leave processes behind]",
+            );
+        }
+        for note in notes {
+            text.push_str(&format!("\n[isolation not applied: {note}]"));
+        }
+        Ok(if failed {
+            ToolOutput::error(text)
+        } else {
+            ToolOutput::ok(text)
+        })
+    }
+}
+
+/// A private temporary directory for one command (only with isolation confining
+/// writes), removed when dropped.
+struct PrivateTmp {
+    path: Option<std::path::PathBuf>,
+}
+
+impl PrivateTmp {
+    fn create(cfg: &crate::config::SandboxConfig, id: &str) -> Result<Self, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        if cfg.isolation.mode == crate::config::IsolationMode::Off || !cfg.isolation.restrict_writes
+        {
+            return Ok(Self { path: None });
+        }
+        let path = std::env::temp_dir().join(format!("keel-exec-{id}"));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| {
+                format!(
+                    "cannot create a temporary directory `{}`: {e}",
+                    path.display()
+                )
+            })?;
+        Ok(Self { path: Some(path) })
+    }
+}
+
+impl Drop for PrivateTmp {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            // remove_dir_all does not follow symlinks the command may have left.
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! The one path resolver every file tool goes through.
+//!
+//! The workspace root is opened once, as a directory handle. Every path a model
+//! gives is turned into a path relative to that handle *by text only* (nothing is
+//! looked up), and then opened with `openat2(root, path, RESOLVE_BENEATH |
+//! RESOLVE_NO_MAGICLINKS)`: the kernel resolves every component (`..`, symlinks in
+//! any position, `/proc/self/...` magic links) and refuses (`EXDEV`/`ELOOP`) any
+//! resolution that would leave the root, atomically with the open. There is no
+//! check-then-open window: what is checked is the file descriptor that is used.
+//! Symlinks that stay inside the root work as usual.
+//!
+//! Writes never go through a path twice: the parent directory is opened beneath
+//! the root, and the new content is written to a temporary file in it and renamed
+//! over the name (`renameat` on the directory handle). A directory swapped for a
+//! symlink after it was opened changes nothing (the handle still names the
+//! original); a name swapped for a symlink is replaced, not followed.
+//!
+//! Hard links: the kernel cannot tell which of a file's names is "inside". Reads
+//! follow the link (the content is the same file). Writes and edits replace the
+//! name by rename, so a multiply-linked inode is never modified in place: its other
+//! names, inside or outside the workspace, keep their old content.
+//!
+//! Protected paths (`.git`, `.keel`, configurable) are matched against the *real*
+//! location a write would land on (read back from `/proc/self/fd`), so a symlink
+//! inside the workspace pointing into `.git/hooks` does not get around them.
+//!
+//! Linux only: `openat2` (5.6+) is required; without it the sandbox refuses to start.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::error::{Error, Result};
+
+/// Why a path was refused; the text is what the model reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PathError {
+    Empty,
+    Nul,
+    Tilde(String),
+    Outside { path: String, root: String },
+    NotFound(String),
+    NotADirectory(String),
+    IsADirectory(String),
+    NotRegular { path: String, kind: &'static str },
+    Protected { path: String, pattern: String },
+    DanglingLink(String),
+    Loop(String),
+    Raced(String),
+    Io { path: String, message: String },
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathError::Empty => write!(f, "the path is empty"),
+            PathError::Nul => write!(f, "the path contains a NUL byte"),
+            PathError::Tilde(p) => write!(
+                f,
+                "`{p}`: `~` is not expanded; give a path inside the workspace (relative to the working directory, or absolute)"
+            ),
+            PathError::Outside { path, root } => {
+                write!(
+                    f,
+                    "`{path}` is outside the workspace `{root}`; access refused"
+                )
+            }
+            PathError::NotFound(p) => write!(f, "`{p}` does not exist"),
+            PathError::NotADirectory(p) => write!(f, "`{p}` is not a directory"),
+            PathError::IsADirectory(p) => write!(
+                f,
+                "`{p}` is a directory, not a file (use `glob` to list its files)"
+            ),
+            PathError::NotRegular { path, kind } => {
+                write!(f, "`{path}` is a {kind}, not a regular file; refused")
+            }
+            PathError::Protected { path, pattern } => write!(
+                f,
+                "`{path}` is protected (`{pattern}`): the agent may not create or change it"
+            ),
+            PathError::DanglingLink(p) => write!(
+                f,
+                "`{p}` is a symbolic link whose target does not exist; write to the target's path instead"
+            ),
+            PathError::Loop(p) => write!(
+                f,
+                "`{p}` could not be resolved: too many levels of symbolic links"
+            ),
+            PathError::Raced(p) => write!(f, "`{p}` changed while it was being opened; try again"),
+            PathError::Io { path, message } => write!(f, "`{path}`: {message}"),
+        }
+    }
+}
+
+/// A file opened beneath the root, with where it really is.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub file: File,
+    pub meta: Metadata,
+    /// The real path relative to the root (no symlinks).
+    pub rel: PathBuf,
+}
+
+/// Where a write will land.
+#[derive(Debug)]
+pub(crate) struct WriteTarget {
+    /// The deepest directory that exists, opened for writing.
+    dir: OwnedFd,
+    /// Directories to create beneath `dir` before the file.
+    missing: Vec<OsString>,
+    /// The file name.
+    name: OsString,
+    /// The real path of the file relative to the root.
+    pub rel: PathBuf,
+    /// The file as it is now, if it exists.
+    pub existing: Option<Metadata>,
+}
+
+/// The workspace: a directory handle and the rules for paths beneath it.
+#[derive(Debug)]
+pub(crate) struct Workspace {
+    root: OwnedFd,
+    root_path: PathBuf,
+    aliases: Vec<PathBuf>,
+    cwd_rel: PathBuf,
+    protected: GlobSet,
+    protected_patterns: Vec<String>,
+}
+
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Workspace {
+    /// Opens the restriction root and checks that `cwd` lies beneath it.
+    pub fn open(cwd: &Path, restriction: Option<&Path>, protected: &[String]) -> Result<Self> {
+        let cwd_abs = absolute(cwd)?;
+        let root_given = match restriction {
+            Some(r) => absolute(r)?,
+            None => cwd_abs.clone(),
+        };
+        let root_path = std::fs::canonicalize(&root_given).map_err(|source| Error::Workspace {
+            path: root_given.clone(),
+            source,
+        })?;
+        let cwd_real = std::fs::canonicalize(&cwd_abs).map_err(|source| Error::Workspace {
+            path: cwd_abs.clone(),
+            source,
+        })?;
+        let root = rustix::fs::open(
+            &root_path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Workspace {
+            path: root_path.clone(),
+            source: e.into(),
+        })?;
+        match rustix::fs::openat2(
+            &root,
+            ".",
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            BENEATH,
+        ) {
+            Ok(_) => {}
+            Err(Errno::NOSYS) => {
+                return Err(Error::Unsupported(
+                    "the kernel has no openat2 (Linux 5.6 or later is needed); the file tools refuse to run without it"
+                        .into(),
+                ));
+            }
+            Err(e) => {
+                return Err(Error::Workspace {
+                    path: root_path,
+                    source: e.into(),
+                });
+            }
+        }
+        let cwd_rel = cwd_real
+            .strip_prefix(&root_path)
+            .map_err(|_| {
+                Error::InvalidConfig(format!(
+                    "cwd `{}` is outside path_restriction `{}`",
+                    cwd_real.display(),
+                    root_path.display()
+                ))
+            })?
+            .to_path_buf();
+        let mut aliases = vec![normalize(&root_given)];
+        aliases.retain(|a| *a != root_path);
+        let mut builder = GlobSetBuilder::new();
+        for pattern in protected {
+            let glob = GlobBuilder::new(pattern.trim_end_matches('/'))
+                .literal_separator(true)
+                .build()
+                .map_err(|e| Error::InvalidConfig(format!("protected path `{pattern}`: {e}")))?;
+            builder.add(glob);
+        }
+        let protected_set = builder
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("protected paths: {e}")))?;
+        Ok(Self {
+            root,
+            root_path,
+            aliases,
+            cwd_rel,
+            protected: protected_set,
+            protected_patterns: protected.to_vec(),
+        })
+    }
+
+    /// The root as it was canonicalised at start.
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// The working directory as an absolute path.
+    pub fn cwd_path(&self) -> PathBuf {
+        self.absolute(&self.cwd_rel)
+    }
+
+    /// An absolute path for a path relative to the root.
+    pub fn absolute(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() || rel == Path::new(".") {
+            self.root_path.clone()
+        } else {
+            self.root_path.join(rel)
+        }
+    }
+
+    /// How to show a real path to the model: relative to the working directory when
+    /// beneath it, absolute otherwise.
+    pub fn display(&self, rel: &Path) -> String {
+        match rel.strip_prefix(&self.cwd_rel) {
+            Ok(r) if r.as_os_str().is_empty() => ".".to_owned(),
+            Ok(r) => r.to_string_lossy().into_owned(),
+            Err(_) => self.absolute(rel).to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Turns a model's path into a path relative to the root, by text only.
+    pub fn lexical(&self, user: &str) -> Result<PathBuf, PathError> {
+        if user.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if user.contains('\0') {
+            return Err(PathError::Nul);
+        }
+        if user.starts_with('~') {
+            return Err(PathError::Tilde(user.to_owned()));
+        }
+        let path = Path::new(user);
+        let rel = if path.is_absolute() {
+            let stripped = std::iter::once(&self.root_path)
+                .chain(self.aliases.iter())
+                .find_map(|base| path.strip_prefix(base).ok());
+            match stripped {
+                Some(r) => r.to_path_buf(),
+                None => return Err(self.outside(user)),
+            }
+        } else {
+            self.cwd_rel.join(path)
+        };
+        // `.` components carry nothing; `..` is left for the kernel to resolve
+        // (beneath the root) so that symlinks before it are honoured correctly.
+        let cleaned: PathBuf = rel
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect();
+        Ok(if cleaned.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            cleaned
+        })
+    }
+
+    fn outside(&self, user: &str) -> PathError {
+        PathError::Outside {
+            path: user.to_owned(),
+            root: self.root_path.display().to_string(),
+        }
+    }
+
+    fn map_errno(&self, user: &str, e: Errno) -> PathError {
+        match e {
+            Errno::XDEV => self.outside(user),
+            Errno::LOOP => PathError::Loop(user.to_owned()),
+            Errno::NOENT => PathError::NotFound(user.to_owned()),
+            Errno::NOTDIR => PathError::NotADirectory(user.to_owned()),
+            Errno::ISDIR => PathError::IsADirectory(user.to_owned()),
+            Errno::NAMETOOLONG => PathError::Io {
+                path: user.to_owned(),
+                message: "the name is too long".into(),
+            },
+            other => PathError::Io {
+                path: user.to_owned(),
+                message: io::Error::from(other).to_string(),
+            },
+        }
+    }
+
+    /// `openat2` beneath the root, retried when the kernel saw a concurrent rename
+    /// (`EAGAIN`), which it reports rather than risk a wrong answer.
+    pub fn open_beneath(
+        &self,
+        rel: &Path,
+        flags: OFlags,
+        extra: ResolveFlags,
+    ) -> Result<OwnedFd, Errno> {
+        let mut tries = 0;
+        loop {
+            match rustix::fs::openat2(
+                &self.root,
+                rel,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                BENEATH | extra,
+            ) {
+                Err(Errno::AGAIN) if tries < 16 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Where an open handle really is, relative to the root. Fails closed: a handle
+    /// that is not beneath the root (it cannot be, unless the root moved) is refused.
+    pub fn real_rel(&self, user: &str, fd: impl AsFd) -> Result<PathBuf, PathError> {
+        let target = fd_path(fd.as_fd()).map_err(|e| PathError::Io {
+            path: user.to_owned(),
+            message: format!("cannot tell where it is ({e}); is /proc mounted?"),
+        })?;
+        let root_now = fd_path(self.root.as_fd()).map_err(|e| PathError::Io {
+            path: user.to_owned(),
+            message: format!("cannot tell where the workspace is ({e})"),
+        })?;
+        if target.as_os_str().as_bytes().ends_with(b" (deleted)") {
+            return Err(PathError::NotFound(user.to_owned()));
+        }
+        target
+            .strip_prefix(&root_now)
+            .map(Path::to_path_buf)
+            .map_err(|_| self.outside(user))
+    }
+
+    /// Opens a regular file for reading. FIFOs, devices and sockets are refused
+    /// before anything is read (the open is non-blocking, so a FIFO cannot hang it).
+    pub fn open_read(&self, user: &str) -> Result<Opened, PathError> {
+        let rel = self.lexical(user)?;
+        let fd = self
+            .open_beneath(
+                &rel,
+                OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+                ResolveFlags::empty(),
+            )
+            .map_err(|e| self.map_errno(user, e))?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| PathError::Io {
+            path: user.to_owned(),
+            message: e.to_string(),
+        })?;
+        check_regular(user, &meta)?;
+        let rel = self.real_rel(user, &file)?;
+        Ok(Opened { file, meta, rel })
+    }
+
+    /// Opens a directory (for searching or as a working directory).
+    pub fn open_dir(&self, user: &str) -> Result<(OwnedFd, PathBuf), PathError> {
+        let rel = self.lexical(user)?;
+        let fd = self
+            .open_beneath(
+                &rel,
+                OFlags::PATH | OFlags::DIRECTORY,
+                ResolveFlags::empty(),
+            )
+            .map_err(|e| self.map_errno(user, e))?;
+        let real = self.real_rel(user, &fd)?;
+        Ok((fd, real))
+    }
+
+    /// Opens a file or directory to look at it (search roots may be either).
+    pub fn open_path(&self, user: &str) -> Result<(File, Metadata, PathBuf), PathError> {
+        let rel = self.lexical(user)?;
+        let fd = self
+            .open_beneath(&rel, OFlags::PATH, ResolveFlags::empty())
+            .map_err(|e| self.map_errno(user, e))?;
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| PathError::Io {
+            path: user.to_owned(),
+            message: e.to_string(),
+        })?;
+        let real = self.real_rel(user, &file)?;
+        Ok((file, meta, real))
+    }
+
+    /// The protected pattern that covers `rel` or one of its ancestors, if any.
+    pub fn protected_by(&self, rel: &Path) -> Option<String> {
+        let mut prefix = PathBuf::new();
+        for component in rel.components() {
+            prefix.push(component);
+            let matches = self.protected.matches(&prefix);
+            if let Some(i) = matches.first() {
+                return self.protected_patterns.get(*i).cloned();
+            }
+        }
+        None
+    }
+
+    /// Works out where a write to `user` lands, refusing paths outside the root,
+    /// protected paths, directories and special files. Nothing is changed yet.
+    pub fn write_target(&self, user: &str, create_parents: bool) -> Result<WriteTarget, PathError> {
+        let rel = self.lexical(user)?;
+        if user.ends_with('/') {
+            return Err(PathError::IsADirectory(user.to_owned()));
+        }
+        let target = match self.open_beneath(&rel, OFlags::PATH, ResolveFlags::empty()) {
+            Ok(fd) => self.existing_target(user, fd)?,
+            Err(Errno::NOENT) => self.new_target(user, &rel, create_parents)?,
+            Err(e) => return Err(self.map_errno(user, e)),
+        };
+        if let Some(pattern) = self.protected_by(&target.rel) {
+            return Err(PathError::Protected {
+                path: user.to_owned(),
+                pattern,
+            });
+        }
+        Ok(target)
+    }
+
+    fn existing_target(&self, user: &str, fd: OwnedFd) -> Result<WriteTarget, PathError> {
+        let file = File::from(fd);
+        let meta = file.metadata().map_err(|e| PathError::Io {
+            path: user.to_owned(),
+            message: e.to_string(),
+        })?;
+        check_regular(user, &meta)?;
+        let real = self.real_rel(user, &file)?;
+        let (parent, name) =
+            split(&real).ok_or_else(|| PathError::IsADirectory(user.to_owned()))?;
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        let dir = self
+            .open_beneath(
+                parent,
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                ResolveFlags::NO_SYMLINKS,
+            )
+            .map_err(|e| match e {
+                Errno::LOOP | Errno::NOENT => PathError::Raced(user.to_owned()),
+                e => self.map_errno(user, e),
+            })?;
+        // The name must still be the file we looked at, or someone moved things.
+        let now = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|_| PathError::Raced(user.to_owned()))?;
+        if now.st_ino != meta.ino() || now.st_dev != meta.dev() {
+            return Err(PathError::Raced(user.to_owned()));
+        }
+        Ok(WriteTarget {
+            dir,
+            missing: Vec::new(),
+            name: name.to_os_string(),
+            rel: real,
+            existing: Some(meta),
+        })
+    }
+
+    fn new_target(
+        &self,
+        user: &str,
+        rel: &Path,
+        create_parents: bool,
+    ) -> Result<WriteTarget, PathError> {
+        let (parent, name) = split(rel).ok_or_else(|| PathError::IsADirectory(user.to_owned()))?;
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        // Walk down the parent path to the deepest directory that exists.
+        let components: Vec<Component> = parent.components().collect();
+        let mut existing = components.len();
+        let dir = loop {
+            let prefix: PathBuf = components[..existing].iter().collect();
+            let prefix = if prefix.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                prefix
+            };
+            match self.open_beneath(
+                &prefix,
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                ResolveFlags::empty(),
+            ) {
+                Ok(fd) => break fd,
+                Err(Errno::NOENT) if existing > 0 && create_parents => existing -= 1,
+                Err(Errno::NOENT) => return Err(PathError::NotFound(parent.display().to_string())),
+                Err(e) => return Err(self.map_errno(user, e)),
+            }
+        };
+        let mut missing = Vec::new();
+        for c in &components[existing..] {
+            match c {
+                Component::Normal(n) => missing.push(n.to_os_string()),
+                _ => return Err(PathError::NotFound(user.to_owned())),
+            }
+        }
+        if missing.is_empty() {
+            // The parent exists: is the name a symlink that leads nowhere (or out)?
+            match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st)
+                    if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                        == rustix::fs::FileType::Symlink =>
+                {
+                    return Err(PathError::DanglingLink(user.to_owned()));
+                }
+                Ok(_) => return Err(PathError::Raced(user.to_owned())),
+                Err(_) => {}
+            }
+        }
+        let mut real = self.real_rel(user, &dir)?;
+        for m in &missing {
+            real.push(m);
+        }
+        real.push(name);
+        Ok(WriteTarget {
+            dir,
+            missing,
+            name: name.to_os_string(),
+            rel: real,
+            existing: None,
+        })
+    }
+
+    /// Writes `content` to the target: missing directories are created, the bytes go
+    /// to a temporary file in the same directory, are synced, and the file is renamed
+    /// over the name. An existing file's permission bits are kept.
+    pub fn commit(
+        &self,
+        user: &str,
+        target: WriteTarget,
+        content: &[u8],
+    ) -> Result<Metadata, PathError> {
+        let io_err = |e: io::Error| PathError::Io {
+            path: user.to_owned(),
+            message: e.to_string(),
+        };
+        let mut dir = target.dir;
+        for name in &target.missing {
+            match rustix::fs::mkdirat(&dir, name.as_os_str(), Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(io_err(e.into())),
+            }
+            dir = rustix::fs::openat(
+                &dir,
+                name.as_os_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => PathError::Raced(user.to_owned()),
+                e => io_err(e.into()),
+            })?;
+        }
+        let mode = target
+            .existing
+            .as_ref()
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o666);
+        let (tmp_name, tmp) = create_temp(&dir, mode).map_err(io_err)?;
+        let result = (|| -> io::Result<Metadata> {
+            let mut file = File::from(tmp);
+            file.write_all(content)?;
+            if target.existing.is_some() {
+                // Created with the umask applied; an existing file keeps its own bits.
+                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            }
+            file.sync_all()?;
+            let meta = file.metadata()?;
+            rustix::fs::renameat(&dir, &tmp_name, &dir, target.name.as_os_str())?;
+            Ok(meta)
+        })();
+        let meta = match result {
+            Ok(meta) => meta,
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&dir, &tmp_name, AtFlags::empty());
+                return Err(match e.raw_os_error() {
+                    Some(code) if Errno::from_raw_os_error(code) == Errno::ISDIR => {
+                        PathError::IsADirectory(user.to_owned())
+                    }
+                    _ => io_err(e),
+                });
+            }
+        };
+        // The rename is durable once the directory is synced; failing to sync a
+        // directory (some filesystems refuse) does not undo the write.
+        let _ = rustix::fs::fsync(&dir);
+        Ok(meta)
+    }
+}
+
+fn create_temp(dir: &OwnedFd, mode: u32) -> io::Result<(OsString, OwnedFd)> {
+    for _ in 0..16 {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let seed = format!(
+            "{}-{n}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        );
+        let hash = blake3::hash(seed.as_bytes()).to_hex();
+        let name = OsString::from(format!(".keel-{}.tmp", &hash[..16]));
+        match rustix::fs::openat(
+            dir,
+            name.as_os_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        ) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::other("could not create a temporary file"))
+}
+
+fn check_regular(user: &str, meta: &Metadata) -> Result<(), PathError> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    if ft.is_dir() {
+        return Err(PathError::IsADirectory(user.to_owned()));
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let kind = if ft.is_fifo() {
+        "named pipe (FIFO)"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    };
+    Err(PathError::NotRegular {
+        path: user.to_owned(),
+        kind,
+    })
+}
+
+/// Splits `a/b/c` into `a/b` and `c`; `None` when the last part is not a name.
+fn split(rel: &Path) -> Option<(&Path, &OsStr)> {
+    match rel.components().next_back() {
+        Some(Component::Normal(name)) => Some((rel.parent().unwrap_or(Path::new("")), name)),
+        _ => None,
+    }
+}
+
+fn fd_path(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|source| Error::Workspace {
+        path: p.to_path_buf(),
+        source,
+    })
+}
+
+/// Removes `.` and resolves `..` by text, for comparing a configured path with the
+/// paths a model gives (never for access decisions, which the kernel makes).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}

@@ -1,0 +1,10 @@
+mod common;
+mod exec;
+mod files;
+mod registry;
+mod search;
+mod sec_exec;
+mod sec_files;
+mod sec_isolation;
+mod sec_paths;
+mod sec_run;
