@@ -1,0 +1,223 @@
+//! The command line's shape.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keel: a durable runtime for AI agents.
+///
+/// Runs agents whose every step is recorded; answers their approvals; inspects,
+/// replays, forks and resumes their runs.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about, long_about = None)]
+#[command(after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The store directory [default: .keel].
+    #[arg(long, global = true, env = "KEEL_STORE")]
+    pub store: Option<PathBuf>,
+
+    /// The configuration file declaring agents (default: ./keel.toml if it exists).
+    #[arg(long, global = true, env = "KEEL_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The exit statuses, shown in `--help`.
+pub const EXIT_CODES: &str = "Exit status:
+  0  the run completed (or the command succeeded)
+  1  the run failed or was cancelled, or the command failed
+  2  usage or configuration error
+  3  the run waits for an approval and there is no terminal to ask (see the printed `keel approve` command)
+  4  `keel replay` found the run is not deterministic under the current agent definition
+  130 interrupted by Ctrl-C (the run stays resumable)";
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an agent on a prompt, streaming its work and asking for approvals.
+    Run(RunArgs),
+    /// List the runs in the store.
+    Runs(JsonFlag),
+    /// Show a run's timeline: LLM calls, tool calls, approvals.
+    Show(ShowArgs),
+    /// Print a run's events; with --follow, keep printing until it ends.
+    Log(LogArgs),
+    /// Rebuild a run from its log (calling no LLM and no tool) and check it is
+    /// deterministic under the current agent definition.
+    Replay(RunRef),
+    /// Start a new run from the first events of another (time travel).
+    Fork(ForkArgs),
+    /// Continue an unfinished run (after a crash, or after approvals).
+    Resume(ResumeArgs),
+    /// Answer a waiting run's approval or question, durably.
+    Approve(ApproveArgs),
+    /// Cancel a run.
+    Cancel(CancelArgs),
+    /// Print a run's whole log as JSON.
+    Export(RunRef),
+    /// The seed's scenario end to end, offline: a recorded coding session through the
+    /// real tools, approvals and store, then its timeline and replay.
+    Demo(DemoArgs),
+    /// Own the store and serve its control socket until stopped (Ctrl-C).
+    Serve,
+}
+
+/// `--json`.
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A run named on the command line.
+#[derive(Debug, Args)]
+pub struct RunRef {
+    /// The run's id, a unique prefix of it, or `last`.
+    pub run: String,
+}
+
+/// Overrides of the agent's provider, shared by `run` and `resume`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProviderArgs {
+    /// The provider: anthropic, openai or scripted.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// The model.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The provider's base URL (e.g. an OpenAI-compatible server).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Play responses from this script file (the scripted provider).
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// The workspace directory the tools are confined to.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+/// How a run is driven at the terminal, shared by `run` and `resume`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DriveArgs {
+    /// Approve every approval without asking (unattended runs).
+    #[arg(long)]
+    pub approve_all: bool,
+    /// Print the event stream as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keel run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent (from keel.toml, or the built-in `coding_agent`).
+    pub agent: String,
+    /// The prompt (read from standard input when absent and not a terminal).
+    pub prompt: Option<String>,
+    /// Provider overrides.
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// Driving.
+    #[command(flatten)]
+    pub drive: DriveArgs,
+}
+
+/// `keel show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keel log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// Keep printing new events until the run ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `keel fork`.
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// How many events of the run the fork starts from (as numbered by `keel show`).
+    #[arg(long)]
+    pub at: u64,
+}
+
+/// `keel resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// Provider overrides.
+    #[command(flatten)]
+    pub provider: ProviderArgs,
+    /// Driving.
+    #[command(flatten)]
+    pub drive: DriveArgs,
+}
+
+/// `keel approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// The step to answer (default: the one the run waits at).
+    #[arg(long)]
+    pub step: Option<String>,
+    /// Deny instead of approving.
+    #[arg(long, conflicts_with = "always")]
+    pub deny: bool,
+    /// Approve this kind of call for the rest of the run.
+    #[arg(long)]
+    pub always: bool,
+    /// A note fed back to the model.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// For a question: the answer, as a JSON object of field values (or plain text
+    /// for a single free-text field).
+    #[arg(long)]
+    pub answer: Option<String>,
+}
+
+/// `keel cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// Why.
+    #[arg(long, default_value = "cancelled with `keel cancel`")]
+    pub reason: String,
+}
+
+/// `keel demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo's workspace and store go.
+    #[arg(long, default_value = "keel-demo")]
+    pub dir: PathBuf,
+    /// Approve every step without asking (the default without a terminal).
+    #[arg(long)]
+    pub approve_all: bool,
+}

@@ -1,0 +1,80 @@
+//! `keel approve <run> [--step KEY] [--deny] [--always] [--note TEXT] [--answer JSON]`:
+//! answer a waiting run from another terminal, durably.
+
+use anyhow::{Result, bail};
+use keel_engine::{Decision, StepKey};
+
+use super::load;
+use crate::api::DecisionBody;
+use crate::args::ApproveArgs;
+use crate::backend::Backend;
+use crate::commands::{Ctx, who};
+use crate::config::provider_env;
+
+/// Records the decision; the store's owner continues the run if it can.
+pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> Result<u8> {
+    let agents = ctx.agents()?;
+    let backend = Backend::connect(&ctx.store).await?;
+    let result = async {
+        let run = backend.resolve(&args.run.run).await?;
+        let (_, state) = load(&backend, run).await?;
+        let waiting = state.waiting();
+        // A named step the run does not wait at is refused by the engine, which says
+        // why (already answered, or unknown).
+        let step = match &args.step {
+            Some(key) => StepKey::from(key.as_str()),
+            None => match waiting.as_slice() {
+                [(s, _)] => (*s).clone(),
+                [] => bail!("run {run} is not waiting for anyone ({})", state.status()),
+                many => bail!(
+                    "run {run} waits at several steps ({}); name one with --step",
+                    many.iter()
+                        .map(|(s, _)| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+        };
+        let mut decision = if args.deny {
+            Decision::deny()
+        } else if let Some(answer) = &args.answer {
+            let value = serde_json::from_str::<serde_json::Value>(answer)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .unwrap_or_else(|| serde_json::json!({ "answer": answer }));
+            Decision::answer(value)
+        } else {
+            Decision::approve()
+        };
+        if args.always {
+            decision = decision.always();
+        }
+        if let Some(note) = &args.note {
+            decision = decision.with_note(note.clone());
+        }
+        decision = decision.by(format!("{} (keel approve)", who()));
+        // The owner continues the run when it can build the run's agent.
+        let spec = state
+            .started()
+            .and_then(|s| agents.get(&s.agent.id).ok());
+        let continue_run = matches!(backend, Backend::Remote(_)) && spec.is_some();
+        let body = DecisionBody {
+            step: step.clone(),
+            decision,
+            continue_run,
+            agent: spec,
+            env: provider_env(),
+        };
+        backend.decide(run, body).await?;
+        let verdict = if args.deny { "denied" } else { "approved" };
+        if continue_run {
+            eprintln!("keel: {verdict} step {step} of run {run}; the run continues in the process that owns the store");
+        } else {
+            eprintln!("keel: {verdict} step {step} of run {run} (recorded); continue the run with `keel resume {run}`");
+        }
+        Ok(0)
+    }
+    .await;
+    backend.close().await;
+    result
+}

@@ -1,0 +1,3 @@
+//! Commands on all runs.
+
+pub mod list;

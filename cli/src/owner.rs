@@ -1,0 +1,454 @@
+//! The store's owner: the one process that opened the store. It executes runs, and
+//! serves the control API on `<store>/keel.sock` (owner-only permissions) so every
+//! other `keel` process on the store works through it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use keel_engine::{Agent, Error as EngineError, Keel, RunEvent, RunOutcome, Text};
+use keel_storage::{BlobHash, EventStore, RunId, Seq, SledStore};
+use serde::Deserialize;
+
+use crate::api::{
+    AgentBody, ApiError, CancelBody, DecisionBody, ForkBody, Health, LogEntry, RunRow, SubmitRun,
+};
+use crate::config::AgentSpec;
+
+/// The name of the control socket in the store directory.
+pub const SOCKET: &str = "keel.sock";
+
+/// What the owner does, whoever asks: its own commands or other processes.
+#[derive(Clone)]
+pub struct Owner {
+    keel: Keel,
+    /// Event streams open to other processes.
+    streams: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner").finish_non_exhaustive()
+    }
+}
+
+/// Maps an engine error to the API's.
+pub fn api_error(e: EngineError) -> ApiError {
+    let kind = match &e {
+        EngineError::UnknownRun(_) => "not_found",
+        EngineError::Busy(_)
+        | EngineError::Conflict(_)
+        | EngineError::AlreadyAnswered { .. }
+        | EngineError::Ended { .. }
+        | EngineError::UnknownStep { .. }
+        | EngineError::DigestMismatch { .. }
+        | EngineError::NonDeterminism(_)
+        | EngineError::UnknownAgent { .. } => "conflict",
+        EngineError::InvalidAnswer(_) | EngineError::BadForkPoint { .. } => "bad_request",
+        _ => "internal",
+    };
+    ApiError {
+        message: e.to_string(),
+        code: e.code().map(str::to_owned),
+        kind: kind.to_owned(),
+    }
+}
+
+fn config_error(e: anyhow::Error) -> ApiError {
+    ApiError {
+        message: format!("{e:#}"),
+        code: None,
+        kind: "bad_request".to_owned(),
+    }
+}
+
+impl Owner {
+    /// The runtime.
+    pub fn keel(&self) -> &Keel {
+        &self.keel
+    }
+
+    /// Builds an agent from its spec and registers it, so its runs can run here.
+    pub fn register(
+        &self,
+        spec: &AgentSpec,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Agent, ApiError> {
+        let agent = spec.build(env).map_err(config_error)?;
+        self.keel.register(agent.clone());
+        Ok(agent)
+    }
+
+    /// Every run.
+    pub async fn list(&self) -> Result<Vec<RunRow>, ApiError> {
+        let runs = self
+            .keel
+            .store()
+            .list_runs()
+            .await
+            .map_err(|e| api_error(e.into()))?;
+        Ok(runs.into_iter().map(RunRow::from).collect())
+    }
+
+    /// A run's whole log.
+    pub async fn log(&self, run: RunId) -> Result<Vec<LogEntry>, ApiError> {
+        let events = self.keel.read_events(run).await.map_err(api_error)?;
+        if events.is_empty() {
+            return Err(api_error(EngineError::UnknownRun(run)));
+        }
+        Ok(events
+            .into_iter()
+            .map(|(seq, s)| LogEntry {
+                seq,
+                at: s.at,
+                event: s.event,
+            })
+            .collect())
+    }
+
+    /// A run's events from `from` on, live.
+    pub fn events(&self, run: RunId, from: Seq) -> BoxStream<'static, Result<RunEvent, ApiError>> {
+        Box::pin(self.keel.events(run).filter_map(move |e| {
+            std::future::ready(match e {
+                Ok(event) if event.seq().is_some_and(|s| s < from) => None,
+                Ok(event) => Some(Ok(event)),
+                Err(e) => Some(Err(api_error(e))),
+            })
+        }))
+    }
+
+    /// Waits until nothing executes the run.
+    pub async fn result(&self, run: RunId) -> Result<RunOutcome, ApiError> {
+        self.keel.result(run).await.map_err(api_error)
+    }
+
+    /// Starts a run.
+    pub async fn submit(&self, body: SubmitRun) -> Result<RunId, ApiError> {
+        let agent = self.register(&body.agent, &body.env)?;
+        let handle = self
+            .keel
+            .invoke(&agent, body.input)
+            .await
+            .map_err(api_error)?;
+        Ok(handle.id())
+    }
+
+    /// Records an answer, and continues the run here if asked.
+    pub async fn decide(&self, run: RunId, body: DecisionBody) -> Result<(), ApiError> {
+        if let Some(spec) = &body.agent {
+            self.register(spec, &body.env)?;
+        }
+        let result = if body.continue_run {
+            self.keel.resume(run, &body.step, body.decision).await
+        } else {
+            self.keel
+                .record_decision(run, &body.step, body.decision)
+                .await
+        };
+        result.map_err(api_error)
+    }
+
+    /// Continues an interrupted run here.
+    pub async fn continue_run(&self, run: RunId, body: AgentBody) -> Result<bool, ApiError> {
+        self.register(&body.agent, &body.env)?;
+        self.keel.continue_run(run).await.map_err(api_error)
+    }
+
+    /// Cancels a run.
+    pub async fn cancel(&self, run: RunId, reason: String) -> Result<(), ApiError> {
+        self.keel.cancel(run, reason).await.map_err(api_error)
+    }
+
+    /// Forks a run and continues the fork here.
+    pub async fn fork(&self, run: RunId, body: ForkBody) -> Result<RunId, ApiError> {
+        self.register(&body.agent, &body.env)?;
+        let handle = self
+            .keel
+            .fork_with(run, body.at, body.start)
+            .await
+            .map_err(api_error)?;
+        Ok(handle.id())
+    }
+
+    /// The text of a blob.
+    pub async fn blob(&self, hash: BlobHash) -> Result<String, ApiError> {
+        self.keel
+            .text(&Text::Blob { hash, len: 0 })
+            .await
+            .map_err(api_error)
+    }
+
+    /// Whether anything here still needs this process: a run executing, or another
+    /// process following a run.
+    pub fn busy(&self) -> bool {
+        !self.keel.active_runs().is_empty() || self.streams.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// The owner of a store: the runtime on the sled store, and its control socket.
+#[derive(Debug)]
+pub struct Local {
+    owner: Owner,
+    socket: PathBuf,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Local {
+    /// Opens the store (taking ownership) and starts serving its socket. Fails with
+    /// `keel_storage::Error::Locked` when another process owns it.
+    pub async fn open(dir: &Path) -> Result<Self, keel_storage::Error> {
+        std::fs::create_dir_all(dir).map_err(keel_storage::Error::from_io)?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        let store = SledStore::open(dir)?;
+        let owner = Owner {
+            keel: Keel::new(store),
+            streams: Arc::new(AtomicUsize::new(0)),
+        };
+        let socket = dir.join(SOCKET);
+        // We hold the store's lock, so a socket file left here is stale: its owner died.
+        let _ = std::fs::remove_file(&socket);
+        let server = match tokio::net::UnixListener::bind(&socket) {
+            Ok(listener) => {
+                let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+                let app = router(owner.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::warn!("the control socket stopped: {e}");
+                    }
+                })
+            }
+            Err(e) => {
+                // Still usable alone; other processes will be told the store is locked.
+                tracing::warn!("cannot serve the control socket {}: {e}", socket.display());
+                tokio::spawn(async {})
+            }
+        };
+        Ok(Self {
+            owner,
+            socket,
+            server,
+        })
+    }
+
+    /// What this owner does.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// Stops at once: runs stop at their next safe point and stay resumable.
+    pub async fn stop(self) {
+        self.server.abort();
+        let _ = std::fs::remove_file(&self.socket);
+        self.owner.keel.shutdown().await;
+    }
+
+    /// Waits while other processes still need this one (runs executing here, streams
+    /// open), then stops serving and lets runs stop at a safe point.
+    pub async fn close(self) {
+        if self.owner.busy() {
+            eprintln!(
+                "keel: other terminals are using this store through this process; waiting for them (Ctrl-C to stop)"
+            );
+            let wait = async {
+                while self.owner.busy() {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            };
+            tokio::select! {
+                () = wait => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        self.server.abort();
+        let _ = std::fs::remove_file(&self.socket);
+        self.owner.keel.shutdown().await;
+    }
+}
+
+/// Counts an open event stream for as long as it lives.
+struct StreamGuard(Arc<AtomicUsize>);
+
+impl StreamGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn router(owner: Owner) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/runs", get(list).post(submit))
+        .route("/v1/runs/{id}/log", get(log))
+        .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/runs/{id}/result", get(result))
+        .route("/v1/runs/{id}/decisions", post(decide))
+        .route("/v1/runs/{id}/continue", post(continue_run))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/fork", post(fork))
+        .route("/v1/blobs/{hash}", get(blob))
+        .with_state(owner)
+}
+
+struct Failure(ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = match self.0.kind.as_str() {
+            "not_found" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
+            "bad_request" => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure(e)
+    }
+}
+
+fn parse_run(id: &str) -> Result<RunId, Failure> {
+    id.parse().map_err(|e: keel_storage::ParseRunIdError| {
+        Failure(ApiError {
+            message: e.to_string(),
+            code: None,
+            kind: "bad_request".to_owned(),
+        })
+    })
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+async fn list(State(owner): State<Owner>) -> Result<Json<Vec<RunRow>>, Failure> {
+    Ok(Json(owner.list().await?))
+}
+
+async fn log(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Vec<LogEntry>>, Failure> {
+    Ok(Json(owner.log(parse_run(&id)?).await?))
+}
+
+#[derive(Deserialize)]
+struct FromSeq {
+    #[serde(default)]
+    from: u64,
+}
+
+async fn events(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+    Query(from): Query<FromSeq>,
+) -> Result<Response, Failure> {
+    let run = parse_run(&id)?;
+    let guard = StreamGuard::new(&owner.streams);
+    let stream = owner.events(run, Seq(from.from));
+    let lines = stream.map(move |item| {
+        let _alive = &guard;
+        let line = match item {
+            Ok(event) => serde_json::to_string(&event),
+            Err(e) => serde_json::to_string(&serde_json::json!({ "error": e })),
+        };
+        let mut line = line.unwrap_or_else(|e| format!("{{\"error\":{{\"message\":\"{e}\"}}}}"));
+        line.push('\n');
+        Ok::<_, std::convert::Infallible>(line)
+    });
+    Ok(Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(Body::from_stream(lines))
+        .unwrap_or_default())
+}
+
+async fn result(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<RunOutcome>, Failure> {
+    Ok(Json(owner.result(parse_run(&id)?).await?))
+}
+
+async fn submit(
+    State(owner): State<Owner>,
+    Json(body): Json<SubmitRun>,
+) -> Result<Json<crate::api::Submitted>, Failure> {
+    Ok(Json(crate::api::Submitted {
+        run: owner.submit(body).await?,
+    }))
+}
+
+async fn decide(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<DecisionBody>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    owner.decide(parse_run(&id)?, body).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn continue_run(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<AgentBody>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let started = owner.continue_run(parse_run(&id)?, body).await?;
+    Ok(Json(serde_json::json!({ "started": started })))
+}
+
+async fn cancel(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<CancelBody>,
+) -> Result<Json<serde_json::Value>, Failure> {
+    owner.cancel(parse_run(&id)?, body.reason).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+async fn fork(
+    State(owner): State<Owner>,
+    UrlPath(id): UrlPath<String>,
+    Json(body): Json<ForkBody>,
+) -> Result<Json<crate::api::Submitted>, Failure> {
+    Ok(Json(crate::api::Submitted {
+        run: owner.fork(parse_run(&id)?, body).await?,
+    }))
+}
+
+async fn blob(
+    State(owner): State<Owner>,
+    UrlPath(hash): UrlPath<String>,
+) -> Result<String, Failure> {
+    let hash: BlobHash = hash
+        .parse()
+        .map_err(|e: keel_storage::ParseBlobHashError| {
+            Failure(ApiError {
+                message: e.to_string(),
+                code: None,
+                kind: "bad_request".to_owned(),
+            })
+        })?;
+    Ok(owner.blob(hash).await?)
+}

@@ -1,0 +1,189 @@
+//! Printing a run as it happens: the agent's text on standard output, progress and
+//! tool activity on standard error, or every event as a JSON line with `--json`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use keel_engine::{FinishKind, RunEvent, Turn};
+use keel_providers::Usage;
+
+use super::{duration_ms, excerpt, one_line, usage_line};
+
+/// Prints a run's events.
+pub struct Live {
+    json: bool,
+    spinner: Option<ProgressBar>,
+    streamed: HashSet<Turn>,
+    mid_line: bool,
+    model: String,
+    usage: Usage,
+    names: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("json", &self.json).finish()
+    }
+}
+
+impl Live {
+    /// A printer; `json` prints JSON lines only.
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            spinner: None,
+            streamed: HashSet::new(),
+            mid_line: false,
+            model: String::new(),
+            usage: Usage::default(),
+            names: HashMap::new(),
+        }
+    }
+
+    /// Stops the spinner and ends a half-printed line, before prompting.
+    pub fn pause(&mut self) {
+        if let Some(s) = self.spinner.take() {
+            s.finish_and_clear();
+        }
+        if self.mid_line {
+            println!();
+            self.mid_line = false;
+        }
+    }
+
+    /// Prints a status line on standard error (nothing in JSON mode).
+    pub fn note(&mut self, text: &str) {
+        if self.json {
+            return;
+        }
+        self.pause();
+        eprintln!("{text}");
+    }
+
+    /// Prints one event.
+    pub fn event(&mut self, event: &RunEvent) {
+        if let RunEvent::LlmResponded { response, .. } = event {
+            self.usage.add(&response.usage);
+            self.model = response.model.clone();
+        }
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+            }
+            return;
+        }
+        match event {
+            RunEvent::RunStarted {
+                run, agent, parent, ..
+            } => {
+                let forked = parent
+                    .map(|(p, at)| format!(", forked from {p} at seq {at}"))
+                    .unwrap_or_default();
+                self.note(&format!("keel: run {run} (agent {agent}{forked})"));
+            }
+            RunEvent::LlmCallStarted { .. } => {
+                self.pause();
+                if std::io::stderr().is_terminal() {
+                    let spinner = ProgressBar::new_spinner();
+                    spinner.set_style(
+                        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    spinner.set_message("waiting for the model…");
+                    spinner.enable_steady_tick(Duration::from_millis(100));
+                    self.spinner = Some(spinner);
+                }
+            }
+            RunEvent::TextDelta { turn, text } => {
+                if let Some(s) = self.spinner.take() {
+                    s.finish_and_clear();
+                }
+                self.streamed.insert(*turn);
+                print!("{text}");
+                let _ = std::io::stdout().flush();
+                self.mid_line = !text.ends_with('\n');
+            }
+            RunEvent::ThinkingDelta { .. } => {}
+            RunEvent::LlmRetrying {
+                attempt,
+                delay_ms,
+                reason,
+                ..
+            } => {
+                self.note(&format!(
+                    "keel: the model call failed ({reason}); trying again (attempt {attempt}) in {}",
+                    duration_ms(*delay_ms)
+                ));
+            }
+            RunEvent::LlmResponded { turn, response, .. } => {
+                self.pause();
+                let text = response.text();
+                if !self.streamed.contains(turn) && !text.trim().is_empty() {
+                    println!("{}", text.trim_end());
+                }
+            }
+            RunEvent::ToolCallRequested { call, name, .. } => {
+                self.names.insert(call.to_string(), name.clone());
+            }
+            RunEvent::ApprovalRequested { .. } | RunEvent::ApprovalResolved { .. } => {}
+            RunEvent::ToolStarted {
+                call,
+                name,
+                attempt,
+                ..
+            } => {
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                self.note(&format!("  -> {name} [{call}]{again}"));
+            }
+            RunEvent::ToolFinished {
+                name,
+                output,
+                is_error,
+                kind,
+                duration_ms: ms,
+                ..
+            } => {
+                let mark = match (kind, is_error) {
+                    (FinishKind::Ran, false) | (FinishKind::Answered, _) => "ok",
+                    (FinishKind::Denied, _) => "denied",
+                    (FinishKind::Interrupted, _) => "interrupted",
+                    (FinishKind::Refused, _) => "refused",
+                    (FinishKind::Cancelled, _) => "cancelled",
+                    _ => "error",
+                };
+                self.note(&format!("     {name}: {mark} ({})", duration_ms(*ms)));
+                if !output.trim().is_empty() {
+                    let shown: Vec<String> = excerpt(output, 8, 120)
+                        .lines()
+                        .map(|l| format!("     | {l}"))
+                        .collect();
+                    self.note(&shown.join("\n"));
+                }
+            }
+            RunEvent::RunCompleted { stopped_by, .. } => {
+                let by = stopped_by
+                    .as_ref()
+                    .map(|s| format!(" (stopped by {s})"))
+                    .unwrap_or_default();
+                let usage = usage_line(&self.model, &self.usage);
+                self.note(&format!("\nkeel: run completed{by}; {usage}"));
+            }
+            RunEvent::RunFailed { error, code, .. } => {
+                let code = code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default();
+                self.note(&format!(
+                    "\nkeel: run failed: {code}{}",
+                    one_line(error, 300)
+                ));
+            }
+            RunEvent::RunCancelled { reason, .. } => {
+                self.note(&format!("\nkeel: run cancelled: {reason}"));
+            }
+        }
+    }
+}

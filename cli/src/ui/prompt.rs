@@ -1,0 +1,350 @@
+//! The approval prompt, like the seed's: what the agent wants, then yes / no (with
+//! feedback for the agent) / always.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::Write;
+
+use keel_engine::{Decision, PendingStep};
+use keel_tools::{FieldKind, FormContext};
+
+const RULE: &str = "============================================================";
+
+/// Renders what a person must decide on.
+pub fn render(step: &PendingStep) -> String {
+    let form = &step.form;
+    let mut out = String::new();
+    out.push_str(&format!("{RULE}\n {}\n{RULE}\n", form.title));
+    match &form.context {
+        FormContext::Command {
+            command,
+            cwd,
+            reason,
+            matched_rule,
+        } => {
+            out.push_str(" The agent wants to run a command on your machine:\n");
+            out.push_str(&format!("   Command:   {command}\n"));
+            out.push_str(&format!("   Directory: {cwd}\n"));
+            if !reason.is_empty() {
+                out.push_str(&format!("   Why asked: {reason}\n"));
+            }
+            if let Some(rule) = matched_rule {
+                out.push_str(&format!("   Matched:   {rule}\n"));
+            }
+        }
+        FormContext::Write {
+            path,
+            content,
+            overwrites,
+        } => {
+            out.push_str(&format!(
+                " The agent wants to use the \"{}\" tool:\n   Path: {path}{}\n   Content:\n",
+                form.tool,
+                if *overwrites {
+                    " (replaces the file)"
+                } else {
+                    ""
+                }
+            ));
+            for line in super::excerpt(content, 40, 160).lines() {
+                out.push_str(&format!("     {line}\n"));
+            }
+        }
+        FormContext::Edit { path, diff } => {
+            out.push_str(&format!(
+                " The agent wants to use the \"{}\" tool:\n   Path: {path}\n   Change:\n",
+                form.tool
+            ));
+            for line in super::excerpt(diff, 60, 160).lines() {
+                out.push_str(&format!("     {line}\n"));
+            }
+        }
+        FormContext::Question { question } => {
+            out.push_str(&format!(" The agent asks:\n   {question}\n"));
+        }
+        FormContext::Call { args } => {
+            out.push_str(&format!(
+                " The agent wants to call \"{}\" with:\n",
+                form.tool
+            ));
+            for line in super::excerpt(args, 40, 160).lines() {
+                out.push_str(&format!("     {line}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The question closing the prompt.
+pub fn question(step: &PendingStep) -> &'static str {
+    match step.form.context {
+        FormContext::Command { .. } => " Approve this command? [y]es / [n]o / [a]lways: ",
+        _ => " Approve this operation? [y]es / [n]o / [a]lways: ",
+    }
+}
+
+/// Where answers come from: lines typed at the terminal.
+pub trait Lines: Send {
+    /// The next line; an error when the terminal closed.
+    fn next_line(&mut self) -> impl Future<Output = std::io::Result<String>> + Send;
+}
+
+impl Lines for tokio::sync::mpsc::UnboundedReceiver<String> {
+    async fn next_line(&mut self) -> std::io::Result<String> {
+        self.recv().await.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the terminal closed before an answer",
+            )
+        })
+    }
+}
+
+impl Lines for VecDeque<String> {
+    async fn next_line(&mut self) -> std::io::Result<String> {
+        self.pop_front().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the terminal closed before an answer",
+            )
+        })
+    }
+}
+
+/// Reads standard input line by line on a thread of its own, so a prompt can be
+/// abandoned (answered from another terminal) without losing a reader.
+pub fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        while matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {
+            if tx.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Asks the person at the terminal (`input`/`output`) to decide.
+pub async fn ask(
+    step: &PendingStep,
+    input: &mut impl Lines,
+    output: &mut (impl Write + Send),
+) -> std::io::Result<Decision> {
+    write!(output, "\n{}", render(step))?;
+    if matches!(step.form.context, FormContext::Question { .. }) {
+        return answer_question(step, input, output).await;
+    }
+    loop {
+        write!(output, "{}", question(step))?;
+        output.flush()?;
+        let line = input.next_line().await?;
+        match line.trim().to_lowercase().as_str() {
+            "y" | "yes" => {
+                writeln!(output, "  -> Approved. Resuming...")?;
+                return Ok(Decision::approve().shown(step.form.digest.clone()));
+            }
+            "a" | "always" => {
+                writeln!(
+                    output,
+                    "  -> Approved for the rest of this run. Resuming..."
+                )?;
+                return Ok(Decision::approve().always().shown(step.form.digest.clone()));
+            }
+            "n" | "no" => {
+                write!(
+                    output,
+                    " Feedback for the agent (optional, Enter to skip): "
+                )?;
+                output.flush()?;
+                let note = input.next_line().await?;
+                writeln!(output, "  -> Denied. Resuming...")?;
+                let mut decision = Decision::deny().shown(step.form.digest.clone());
+                if !note.trim().is_empty() {
+                    decision = decision.with_note(note.trim());
+                }
+                return Ok(decision);
+            }
+            _ => writeln!(output, "  Please answer y, n or a.")?,
+        }
+    }
+}
+
+async fn answer_question(
+    step: &PendingStep,
+    input: &mut impl Lines,
+    output: &mut (impl Write + Send),
+) -> std::io::Result<Decision> {
+    let mut answer = serde_json::Map::new();
+    for field in &step.form.fields {
+        loop {
+            let hint = match &field.kind {
+                FieldKind::Text => String::new(),
+                FieldKind::Number => " (a number)".to_owned(),
+                FieldKind::Boolean => " (y/n)".to_owned(),
+                FieldKind::Select { options } => format!(" ({})", options.join(" / ")),
+            };
+            let optional = if field.required { "" } else { " [optional]" };
+            write!(output, " {}{hint}{optional}: ", field.label)?;
+            output.flush()?;
+            let line = input.next_line().await?;
+            let text = line.trim();
+            if text.is_empty() && !field.required {
+                break;
+            }
+            let value = match &field.kind {
+                FieldKind::Text if !text.is_empty() => Some(serde_json::Value::from(text)),
+                FieldKind::Number => text
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(serde_json::Value::Number),
+                FieldKind::Boolean => match text.to_lowercase().as_str() {
+                    "y" | "yes" | "true" => Some(true.into()),
+                    "n" | "no" | "false" => Some(false.into()),
+                    _ => None,
+                },
+                FieldKind::Select { options } => options
+                    .iter()
+                    .find(|o| o.eq_ignore_ascii_case(text))
+                    .map(|o| serde_json::Value::from(o.as_str())),
+                FieldKind::Text => None,
+            };
+            match value {
+                Some(v) => {
+                    answer.insert(field.name.clone(), v);
+                    break;
+                }
+                None => writeln!(output, "  That does not fit; try again.")?,
+            }
+        }
+    }
+    writeln!(output, "  -> Answered. Resuming...")?;
+    Ok(Decision::answer(serde_json::Value::Object(answer)).shown(step.form.digest.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keel_engine::{CallId, StepKey, Turn};
+    use keel_tools::{ApprovalForm, Field};
+
+    use super::*;
+
+    fn step(context: FormContext, title: &str, fields: Vec<Field>) -> PendingStep {
+        PendingStep {
+            step: StepKey::from("0.0"),
+            call: CallId::new(Turn(0), 0),
+            tool: "exec".into(),
+            form: Arc::new(ApprovalForm {
+                title: title.into(),
+                tool: "exec".into(),
+                context,
+                fields,
+                digest: "d1".into(),
+            }),
+        }
+    }
+
+    fn command() -> PendingStep {
+        step(
+            FormContext::Command {
+                command: "node hello.js".into(),
+                cwd: "/ws".into(),
+                reason: "every command needs approval (approval-always)".into(),
+                matched_rule: None,
+            },
+            "COMMAND APPROVAL REQUIRED",
+            vec![],
+        )
+    }
+
+    fn lines(text: &str) -> VecDeque<String> {
+        text.lines().map(|l| format!("{l}\n")).collect()
+    }
+
+    #[tokio::test]
+    async fn command_prompt_snapshot() {
+        let mut out = Vec::new();
+        let decision = ask(&command(), &mut lines("y"), &mut out).await.unwrap();
+        assert_eq!(decision, Decision::approve().shown("d1"));
+        insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+
+    #[tokio::test]
+    async fn no_with_feedback_and_always() {
+        let mut out = Vec::new();
+        let decision = ask(&command(), &mut lines("maybe\nn\nuse bun"), &mut out)
+            .await
+            .unwrap();
+        assert_eq!(decision, Decision::deny().shown("d1").with_note("use bun"));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Please answer y, n or a."));
+        let decision = ask(&command(), &mut lines("a"), &mut Vec::new())
+            .await
+            .unwrap();
+        assert!(decision.always && decision.approved);
+    }
+
+    #[tokio::test]
+    async fn write_prompt_snapshot() {
+        let write = step(
+            FormContext::Write {
+                path: "/ws/hello.js".into(),
+                content: "console.log(\"Hello from the local sandbox!\");\n".into(),
+                overwrites: false,
+            },
+            "WRITE APPROVAL REQUIRED",
+            vec![],
+        );
+        let mut out = Vec::new();
+        ask(&write, &mut lines("y"), &mut out).await.unwrap();
+        insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+
+    #[tokio::test]
+    async fn questions_collect_typed_answers() {
+        let q = step(
+            FormContext::Question {
+                question: "Where to deploy?".into(),
+            },
+            "QUESTION FROM THE AGENT",
+            vec![
+                Field {
+                    name: "env".into(),
+                    label: "Environment".into(),
+                    kind: FieldKind::Select {
+                        options: vec!["dev".into(), "prod".into()],
+                    },
+                    required: true,
+                },
+                Field {
+                    name: "count".into(),
+                    label: "Replicas".into(),
+                    kind: FieldKind::Number,
+                    required: true,
+                },
+            ],
+        );
+        let mut out = Vec::new();
+        let decision = ask(&q, &mut lines("staging\nDev\nx\n3"), &mut out)
+            .await
+            .unwrap();
+        assert_eq!(
+            decision.answer,
+            Some(serde_json::json!({"env": "dev", "count": 3.0}))
+        );
+        insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_closed_terminal_is_an_error_not_an_approval() {
+        let err = ask(&command(), &mut lines(""), &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+}

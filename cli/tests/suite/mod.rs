@@ -1,0 +1,5 @@
+mod crash;
+mod inspect;
+mod owner;
+mod pty;
+mod run;
