@@ -203,16 +203,10 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, AgentSpec>> {
 
 /// Makes the spec's relative paths relative to `base`.
 fn absolutize(mut spec: AgentSpec, base: &Path) -> AgentSpec {
-    let abs = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
-    spec.tools.local.cwd = abs(&spec.tools.local.cwd);
-    spec.tools.local.path_restriction = spec.tools.local.path_restriction.as_deref().map(abs);
-    spec.script = spec.script.as_deref().map(abs);
+    // `join` keeps an absolute path as it is.
+    spec.tools.local.cwd = base.join(&spec.tools.local.cwd);
+    spec.tools.local.path_restriction = spec.tools.local.path_restriction.map(|p| base.join(p));
+    spec.script = spec.script.map(|p| base.join(p));
     spec
 }
 
