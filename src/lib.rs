@@ -1,10 +1,13 @@
 //! Keel: a durable runtime for AI agents.
 //!
 //! This facade re-exports the public API of Keel's crates:
-//! - [`storage`]: the event log ([`storage::EventStore`], sled and in-memory backends);
-//! - [`engine`]: events, run state, the replay executor and the runtime;
+//! - [`storage`]: the event log ([`storage::EventStore`], the sled and memory backends);
+//! - [`engine`]: events, run state, the replay executor and the runtime ([`engine::Keel`]);
 //! - [`tools`]: the `Tool` trait, approval forms and the sandbox tools;
 //! - [`providers`]: the `LlmProvider` trait, Anthropic, OpenAI-compatible and scripted providers.
+//!
+//! The project's README follows; its example is compiled as a doc test.
+#![doc = include_str!("../README.md")]
 
 pub use keel_engine as engine;
 pub use keel_providers as providers;

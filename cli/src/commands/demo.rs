@@ -101,11 +101,13 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
                 return Ok(4);
             }
         }
+        let store = ctx.store.display();
         eprintln!(
-            "\nThe run is in {}. Try: keel --store {} show last | keel --store {} fork {run} --at 3",
-            ctx.store.display(),
-            ctx.store.display(),
-            ctx.store.display()
+            "\nThe run is in {store}. Next, try:\n  \
+             keel --store {store} runs\n  \
+             keel --store {store} show last\n  \
+             keel --store {store} fork {run} --at 7     # time travel: from before the command ran\n  \
+             keel --store {store} resume <fork id>      # and go live from there"
         );
         Ok(0)
     }
