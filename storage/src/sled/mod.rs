@@ -166,7 +166,7 @@ impl SledStore {
             None => 0,
         };
         let mut replay_last = applied;
-        let recovered = wal::recover(&wal_dir, applied, |lsn, ops| {
+        let mut recovered = wal::recover(&wal_dir, applied, |lsn, ops| {
             replay_last = lsn;
             commit::apply_ops(&db, &ops, lsn)
         })?;
@@ -181,6 +181,7 @@ impl SledStore {
         let next_lsn = recovered.last_lsn.max(replay_last) + 1;
         // Writing resumes in a fresh segment, never after a cut tail.
         let wal = Wal::create(&wal_dir, next_lsn).map_err(Error::from_io)?;
+        let had_segments = !recovered.sealed.is_empty();
         let shared = Arc::new(Shared {
             db,
             sled_dir,
@@ -194,12 +195,15 @@ impl SledStore {
             applied: watch::Sender::new(Applied::Upto(replay_last)),
             backlog: Mutex::new(Backlog::default()),
             backlog_changed: Condvar::new(),
-            sealed: Mutex::new(recovered.sealed),
+            sealed: Mutex::new(std::mem::take(&mut recovered.sealed)),
             checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
             checkpoint_wake: Condvar::new(),
         });
-        // Leave the replayed segments behind now rather than replay them again.
-        commit::checkpoint(&shared)?;
+        // Leave replayed segments behind now rather than replay them again. After a
+        // clean close there are none, and nothing to checkpoint.
+        if recovered.replayed > 0 || had_segments {
+            commit::checkpoint(&shared)?;
+        }
 
         let hub = WatchHub::default();
         let flusher = {
