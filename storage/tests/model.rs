@@ -89,7 +89,7 @@ fn blob(seed: u8) -> Bytes {
 fn summary(turns: u32) -> RunSummary {
     RunSummary {
         agent: format!("agent-{turns}"),
-        status: if turns % 2 == 0 {
+        status: if turns.is_multiple_of(2) {
             RunStatus::Running
         } else {
             RunStatus::Suspended
