@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     /// Whether the checkpointer has work (or should stop), and its wake-up.
     pub(crate) checkpoint_due: Mutex<CheckpointSignal>,
     pub(crate) checkpoint_wake: Condvar,
+    /// Makes the next flush fail as if `fdatasync` had (tests only).
+    #[cfg(test)]
+    pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 /// Tells the checkpointer what to do next.
@@ -132,6 +135,14 @@ fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T>
 }
 
 impl Shared {
+    #[cfg(test)]
+    fn injected_sync_failure(&self) -> std::io::Result<()> {
+        if self.fail_next_sync.swap(false, Ordering::AcqRel) {
+            return Err(std::io::Error::other("injected fdatasync failure"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -301,7 +312,10 @@ pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
         for p in &group {
             wal::frame(&mut framed, p.lsn, &p.payload, p.payload_crc);
         }
-        if let Err(e) = wal.write(&framed).and_then(|()| wal.sync()) {
+        let synced = wal.write(&framed).and_then(|()| wal.sync());
+        #[cfg(test)]
+        let synced = synced.and_then(|()| shared.injected_sync_failure());
+        if let Err(e) = synced {
             let why = format!("writing the write-ahead log failed: {e}");
             let waiters = group.into_iter().map(|p| p.done).collect();
             poison(shared, waiters, |_| replicate(&e), &why);

@@ -198,6 +198,8 @@ impl SledStore {
             sealed: Mutex::new(std::mem::take(&mut recovered.sealed)),
             checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
             checkpoint_wake: Condvar::new(),
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
         });
         // Leave replayed segments behind now rather than replay them again. After a
         // clean close there are none, and nothing to checkpoint.
