@@ -123,6 +123,18 @@ impl SledOptions {
 /// The default [`crate::EventStore`]: sled on disk behind a write-ahead log with group
 /// commit. Cheap to clone; clones share one store, which closes (checkpointing sled
 /// and releasing the directory) when the last clone and every watch stream are dropped.
+///
+/// ```no_run
+/// use keel_storage::{SledOptions, SledStore};
+///
+/// # fn demo() -> keel_storage::Result<()> {
+/// let store = SledStore::open(".keel")?;
+/// // or, with options:
+/// # drop(store);
+/// let store = SledOptions::new(".keel").cache_capacity(64 << 20).open()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct SledStore {
     inner: Arc<Inner>,
