@@ -196,7 +196,24 @@ fn replicate(err: &std::io::Error) -> Error {
     Error::from_io(std::io::Error::new(err.kind(), err.to_string()))
 }
 
+/// The size up to which the applier joins the events of several records of a run
+/// into one chunk (one batch's events always stay together, whatever their size).
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// A chunk being built while applying.
+struct OpenChunk {
+    first: Seq,
+    events: Vec<Bytes>,
+    bytes: usize,
+}
+
+fn close_chunk(writes: &mut BTreeMap<Bytes, Option<Bytes>>, run: RunId, chunk: OpenChunk) {
+    let key = Bytes::copy_from_slice(&keys::event_key(run, chunk.first));
+    writes.insert(key, Some(Bytes::from(keys::encode_chunk(&chunk.events))));
+}
+
 /// Applies records to sled as one atomic batch, together with the LSN they reach.
+/// Consecutive events of a run become one chunk (see [`keys`]).
 pub(crate) fn apply_ops<'a>(
     db: &sled::Db,
     ops: impl IntoIterator<Item = &'a Op>,
@@ -204,15 +221,42 @@ pub(crate) fn apply_ops<'a>(
 ) -> Result<()> {
     // Later writes to a key win, as they would applied one by one.
     let mut writes: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
+    let mut open: HashMap<RunId, OpenChunk> = HashMap::new();
     for op in ops {
         match op {
+            Op::Append { run, first, events } => {
+                let bytes: usize = events.iter().map(Bytes::len).sum();
+                match open.get_mut(run) {
+                    Some(chunk)
+                        if chunk.first.plus(chunk.events.len() as u64) == *first
+                            && chunk.bytes + bytes <= CHUNK_BYTES =>
+                    {
+                        chunk.events.extend(events.iter().cloned());
+                        chunk.bytes += bytes;
+                    }
+                    _ => {
+                        let chunk = OpenChunk {
+                            first: *first,
+                            events: events.clone(),
+                            bytes,
+                        };
+                        if let Some(done) = open.insert(*run, chunk) {
+                            close_chunk(&mut writes, *run, done);
+                        }
+                    }
+                }
+            }
             Op::Put { key, value } => {
                 writes.insert(key.clone(), Some(value.clone()));
             }
             Op::Remove { key } => {
+                open.drain()
+                    .for_each(|(run, c)| close_chunk(&mut writes, run, c));
                 writes.insert(key.clone(), None);
             }
             Op::RemovePrefix { prefix } => {
+                open.drain()
+                    .for_each(|(run, c)| close_chunk(&mut writes, run, c));
                 for (_, value) in writes
                     .range_mut(prefix.clone()..)
                     .take_while(|(k, _)| k.starts_with(prefix))
@@ -226,6 +270,8 @@ pub(crate) fn apply_ops<'a>(
             }
         }
     }
+    open.drain()
+        .for_each(|(run, c)| close_chunk(&mut writes, run, c));
     let mut batch = sled::Batch::default();
     for (key, value) in writes {
         match value {

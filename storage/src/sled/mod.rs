@@ -279,8 +279,9 @@ impl SledStore {
         match self.db().scan_prefix(keys::event_prefix(run)).next_back() {
             None => Ok(Some(Seq::ZERO)),
             Some(entry) => {
-                let (key, _) = entry.map_err(sled_error)?;
-                Ok(Some(keys::decode_event_key(run, &key)?.next()))
+                let (key, chunk) = entry.map_err(sled_error)?;
+                let first = keys::decode_event_key(run, &key)?;
+                Ok(Some(first.plus(keys::chunk_count(run, first, &chunk)?)))
             }
         }
     }
@@ -375,10 +376,11 @@ impl SledStore {
                 bytes,
             })
             .collect();
-        for record in &records {
-            ops.push(Op::Put {
-                key: Bytes::copy_from_slice(&keys::event_key(run, record.seq)),
-                value: record.bytes.clone(),
+        if !records.is_empty() {
+            ops.push(Op::Append {
+                run,
+                first: expected,
+                events: records.iter().map(|r| r.bytes.clone()).collect(),
             });
         }
         if expected == Seq::ZERO {
@@ -485,25 +487,34 @@ impl EventStore for SledStore {
 
     async fn read(&self, run: RunId, from: Seq) -> Result<Vec<Record>> {
         self.inner.shared.caught_up().await?;
-        let start = keys::event_key(run, from);
+        let from_key = keys::event_key(run, from);
+        // The chunk holding `from` is the last one starting at or before it.
+        let start = match self
+            .db()
+            .range(keys::event_prefix(run).as_slice()..=from_key.as_slice())
+            .next_back()
+        {
+            Some(entry) => entry.map_err(sled_error)?.0,
+            None => ::sled::IVec::from(&from_key[..]),
+        };
         let end = keys::event_key(run, Seq(u64::MAX));
         let mut records = Vec::new();
-        let mut expect = from;
-        for entry in self.db().range(start..=end) {
-            let (key, value) = entry.map_err(sled_error)?;
-            let seq = keys::decode_event_key(run, &key)?;
-            if seq != expect {
+        let mut expect = None;
+        for entry in self.db().range(start..=::sled::IVec::from(&end[..])) {
+            let (key, chunk) = entry.map_err(sled_error)?;
+            let first = keys::decode_event_key(run, &key)?;
+            if let Some(expect) = expect
+                && first != expect
+            {
                 return Err(Error::Corrupt {
                     run,
                     seq: expect,
-                    detail: format!("the event is missing (the next stored one is {seq})"),
+                    detail: format!("the event is missing (the next stored one is {first})"),
                 });
             }
-            expect = seq.next();
-            records.push(Record {
-                seq,
-                bytes: Bytes::copy_from_slice(&value),
-            });
+            let chunk = keys::decode_chunk(run, first, Bytes::copy_from_slice(&chunk))?;
+            expect = Some(first.plus(chunk.len() as u64));
+            records.extend(chunk.into_iter().filter(|r| r.seq >= from));
         }
         Ok(records)
     }
