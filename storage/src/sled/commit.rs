@@ -212,7 +212,7 @@ fn close_chunk(writes: &mut BTreeMap<Bytes, Option<Bytes>>, run: RunId, chunk: O
     writes.insert(key, Some(Bytes::from(keys::encode_chunk(&chunk.events))));
 }
 
-/// Applies records to sled as one atomic batch, together with the LSN they reach.
+/// Applies records to sled, then the LSN they reach.
 /// Consecutive events of a run become one chunk (see [`keys`]).
 pub(crate) fn apply_ops<'a>(
     db: &sled::Db,
@@ -272,15 +272,28 @@ pub(crate) fn apply_ops<'a>(
     }
     open.drain()
         .for_each(|(run, c)| close_chunk(&mut writes, run, c));
-    let mut batch = sled::Batch::default();
-    for (key, value) in writes {
+    // Plain writes, not a sled batch: sled's `apply_batch` writes out and
+    // `sync_file_range`s its log buffer twice per batch (`pin_log`), a disk write per
+    // group competing with the log's own `fdatasync`. Order does the batch's job:
+    // blobs, summaries and run markers first, then the events that refer to them (a
+    // reader who sees an event sees its batch's blobs and summary), and the applied
+    // LSN last. sled recovers a prefix of the writes of one thread, so after a crash
+    // it holds every group up to its applied LSN and perhaps part of the next one,
+    // which replay then rewrites key by key (a record's writes are blind, and every
+    // chunk key is the first seq of some record, which replay writes again).
+    let (events, others): (Vec<_>, Vec<_>) = writes
+        .into_iter()
+        .partition(|(key, _)| keys::is_event_key(key));
+    for (key, value) in others.into_iter().chain(events) {
         match value {
-            Some(value) => batch.insert(&key[..], &value[..]),
-            None => batch.remove(&key[..]),
+            Some(value) => db.insert(&key[..], &value[..]).map(drop),
+            None => db.remove(&key[..]).map(drop),
         }
+        .map_err(sled_error)?;
     }
-    batch.insert(keys::APPLIED_LSN, &last_lsn.to_be_bytes());
-    db.apply_batch(batch).map_err(sled_error)
+    db.insert(keys::APPLIED_LSN, &last_lsn.to_be_bytes())
+        .map_err(sled_error)?;
+    Ok(())
 }
 
 /// Makes sled's state up to now durable, then deletes the segments it covers.

@@ -131,6 +131,11 @@ pub(crate) fn event_key(run: RunId, seq: Seq) -> [u8; 25] {
     key
 }
 
+/// Whether `key` is an event (chunk) key.
+pub(crate) fn is_event_key(key: &[u8]) -> bool {
+    key.first() == Some(&EVENT)
+}
+
 /// The common prefix of a run's event keys.
 pub(crate) fn event_prefix(run: RunId) -> [u8; 17] {
     run_prefixed(EVENT, run)
