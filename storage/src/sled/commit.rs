@@ -6,7 +6,7 @@
 //! queue's order is the log's order; it then waits. The flusher takes everything
 //! queued so far, writes it with one `write`, syncs once and wakes the appenders:
 //! their records are durable. Appends that arrive during a flush form the next group.
-//! The applier writes each durable group to sled as one batch while the flusher is
+//! The applier writes durable groups to sled (all that are waiting, in one go) while the flusher is
 //! already syncing the next one, then tells the watchers. sled only ever holds
 //! durable records; reads first wait until sled holds every record acknowledged
 //! before they started (usually no wait at all).

@@ -1,9 +1,9 @@
 //! The key layout of the sled tree, and the encoding of what is stored under it.
 //!
-//! One tree holds everything, so that one sled batch (atomic on recovery) can carry
-//! a whole append: events, blobs, the run's length and summary, and the log position
-//! it reflects. Keys start with a one-byte kind; run ids are UUIDv7, so runs list in
-//! creation order, and seqs are big-endian, so a run's events scan in seq order.
+//! One tree holds everything: events, blobs, run markers and summaries, and the log
+//! position sled reflects. Keys start with a one-byte kind; run ids are UUIDv7, so
+//! runs list in creation order, and seqs are big-endian, so a run's events scan in
+//! seq order.
 //! Events are stored in chunks: consecutive events of a run applied together (one
 //! append's batch, or the appends of a run that queued up while sled was busy) share
 //! one sled value, keyed by the first one's seq. A sled insert is most of an
