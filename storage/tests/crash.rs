@@ -6,6 +6,9 @@
 //! `KEEL_CRASH_KILLS=400 KEEL_CRASH_SEED=7 cargo test -p keel-storage --test crash`
 //! runs a longer soak (defaults: 40 kills, a fixed seed).
 
+// Helpers of tests: a failed step fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -37,7 +40,9 @@ fn size_of(run: RunId, seq: Seq) -> usize {
 
 /// Every seventh event is written with a blob, in the same batch.
 fn blob_of(run: RunId, seq: Seq) -> Option<Bytes> {
-    (seq.0 % 7 == 0).then(|| event_bytes(run, Seq(seq.0 | 1 << 63), 300))
+    seq.0
+        .is_multiple_of(7)
+        .then(|| event_bytes(run, Seq(seq.0 | 1 << 63), 300))
 }
 
 fn batch_for(run: RunId, from: Seq, n: u64) -> Batch {
@@ -115,9 +120,8 @@ fn crash_writer_child() {
                 })
             })
             .collect();
-        for writer in writers {
-            writer.await.unwrap();
-        }
+        // The writers append until the parent kills this process.
+        futures::future::try_join_all(writers).await.unwrap();
     });
 }
 

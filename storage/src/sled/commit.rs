@@ -6,7 +6,7 @@
 //! queue's order is the log's order; it then waits. The flusher takes everything
 //! queued so far, writes it with one `write`, syncs once and wakes the appenders:
 //! their records are durable. Appends that arrive during a flush form the next group.
-//! The applier writes each durable group to sled as one batch while the flusher is
+//! The applier writes durable groups to sled (all that are waiting, in one go) while the flusher is
 //! already syncing the next one, then tells the watchers. sled only ever holds
 //! durable records; reads first wait until sled holds every record acknowledged
 //! before they started (usually no wait at all).
@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     /// Whether the checkpointer has work (or should stop), and its wake-up.
     pub(crate) checkpoint_due: Mutex<CheckpointSignal>,
     pub(crate) checkpoint_wake: Condvar,
+    /// Makes the next flush fail as if `fdatasync` had (tests only).
+    #[cfg(test)]
+    pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
 }
 
 /// Tells the checkpointer what to do next.
@@ -132,6 +135,14 @@ fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T>
 }
 
 impl Shared {
+    #[cfg(test)]
+    fn injected_sync_failure(&self) -> std::io::Result<()> {
+        if self.fail_next_sync.swap(false, Ordering::AcqRel) {
+            return Err(std::io::Error::other("injected fdatasync failure"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -185,7 +196,24 @@ fn replicate(err: &std::io::Error) -> Error {
     Error::from_io(std::io::Error::new(err.kind(), err.to_string()))
 }
 
-/// Applies records to sled as one atomic batch, together with the LSN they reach.
+/// The size up to which the applier joins the events of several records of a run
+/// into one chunk (one batch's events always stay together, whatever their size).
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// A chunk being built while applying.
+struct OpenChunk {
+    first: Seq,
+    events: Vec<Bytes>,
+    bytes: usize,
+}
+
+fn close_chunk(writes: &mut BTreeMap<Bytes, Option<Bytes>>, run: RunId, chunk: OpenChunk) {
+    let key = Bytes::copy_from_slice(&keys::event_key(run, chunk.first));
+    writes.insert(key, Some(Bytes::from(keys::encode_chunk(&chunk.events))));
+}
+
+/// Applies records to sled, then the LSN they reach.
+/// Consecutive events of a run become one chunk (see [`keys`]).
 pub(crate) fn apply_ops<'a>(
     db: &sled::Db,
     ops: impl IntoIterator<Item = &'a Op>,
@@ -193,15 +221,42 @@ pub(crate) fn apply_ops<'a>(
 ) -> Result<()> {
     // Later writes to a key win, as they would applied one by one.
     let mut writes: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
+    let mut open: HashMap<RunId, OpenChunk> = HashMap::new();
     for op in ops {
         match op {
+            Op::Append { run, first, events } => {
+                let bytes: usize = events.iter().map(Bytes::len).sum();
+                match open.get_mut(run) {
+                    Some(chunk)
+                        if chunk.first.plus(chunk.events.len() as u64) == *first
+                            && chunk.bytes + bytes <= CHUNK_BYTES =>
+                    {
+                        chunk.events.extend(events.iter().cloned());
+                        chunk.bytes += bytes;
+                    }
+                    _ => {
+                        let chunk = OpenChunk {
+                            first: *first,
+                            events: events.clone(),
+                            bytes,
+                        };
+                        if let Some(done) = open.insert(*run, chunk) {
+                            close_chunk(&mut writes, *run, done);
+                        }
+                    }
+                }
+            }
             Op::Put { key, value } => {
                 writes.insert(key.clone(), Some(value.clone()));
             }
             Op::Remove { key } => {
+                open.drain()
+                    .for_each(|(run, c)| close_chunk(&mut writes, run, c));
                 writes.insert(key.clone(), None);
             }
             Op::RemovePrefix { prefix } => {
+                open.drain()
+                    .for_each(|(run, c)| close_chunk(&mut writes, run, c));
                 for (_, value) in writes
                     .range_mut(prefix.clone()..)
                     .take_while(|(k, _)| k.starts_with(prefix))
@@ -215,15 +270,30 @@ pub(crate) fn apply_ops<'a>(
             }
         }
     }
-    let mut batch = sled::Batch::default();
-    for (key, value) in writes {
+    open.drain()
+        .for_each(|(run, c)| close_chunk(&mut writes, run, c));
+    // Plain writes, not a sled batch: sled's `apply_batch` writes out and
+    // `sync_file_range`s its log buffer twice per batch (`pin_log`), a disk write per
+    // group competing with the log's own `fdatasync`. Order does the batch's job:
+    // blobs, summaries and run markers first, then the events that refer to them (a
+    // reader who sees an event sees its batch's blobs and summary), and the applied
+    // LSN last. sled recovers a prefix of the writes of one thread, so after a crash
+    // it holds every group up to its applied LSN and perhaps part of the next one,
+    // which replay then rewrites key by key (a record's writes are blind, and every
+    // chunk key is the first seq of some record, which replay writes again).
+    let (events, others): (Vec<_>, Vec<_>) = writes
+        .into_iter()
+        .partition(|(key, _)| keys::is_event_key(key));
+    for (key, value) in others.into_iter().chain(events) {
         match value {
-            Some(value) => batch.insert(&key[..], &value[..]),
-            None => batch.remove(&key[..]),
+            Some(value) => db.insert(&key[..], &value[..]).map(drop),
+            None => db.remove(&key[..]).map(drop),
         }
+        .map_err(sled_error)?;
     }
-    batch.insert(keys::APPLIED_LSN, &last_lsn.to_be_bytes());
-    db.apply_batch(batch).map_err(sled_error)
+    db.insert(keys::APPLIED_LSN, &last_lsn.to_be_bytes())
+        .map_err(sled_error)?;
+    Ok(())
 }
 
 /// Makes sled's state up to now durable, then deletes the segments it covers.
@@ -301,7 +371,10 @@ pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
         for p in &group {
             wal::frame(&mut framed, p.lsn, &p.payload, p.payload_crc);
         }
-        if let Err(e) = wal.write(&framed).and_then(|()| wal.sync()) {
+        let synced = wal.write(&framed).and_then(|()| wal.sync());
+        #[cfg(test)]
+        let synced = synced.and_then(|()| shared.injected_sync_failure());
+        if let Err(e) = synced {
             let why = format!("writing the write-ahead log failed: {e}");
             let waiters = group.into_iter().map(|p| p.done).collect();
             poison(shared, waiters, |_| replicate(&e), &why);

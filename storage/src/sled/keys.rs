@@ -1,23 +1,31 @@
 //! The key layout of the sled tree, and the encoding of what is stored under it.
 //!
-//! One tree holds everything, so that one sled batch (atomic on recovery) can carry
-//! a whole append: events, blobs, the run's length and summary, and the log position
-//! it reflects. Keys start with a one-byte kind; run ids are UUIDv7, so runs list in
-//! creation order, and seqs are big-endian, so a run's events scan in seq order.
-//! A run's length is its last event's seq + 1 (a reverse scan), not a stored
-//! counter: one sled insert per event is most of an append's CPU cost.
+//! One tree holds everything: events, blobs, run markers and summaries, and the log
+//! position sled reflects. Keys start with a one-byte kind; run ids are UUIDv7, so
+//! runs list in creation order, and seqs are big-endian, so a run's events scan in
+//! seq order.
+//! Events are stored in chunks: consecutive events of a run applied together (one
+//! append's batch, or the appends of a run that queued up while sled was busy) share
+//! one sled value, keyed by the first one's seq. A sled insert is most of an
+//! append's CPU cost, so under load fewer, larger values keep sled up with the log.
+//! A run's length is its last chunk's end (a reverse scan), not a stored counter.
+//!
+//! A chunk is version byte 1, a `u32` count, then each event as a `u32` length
+//! (little-endian) and its bytes.
 //!
 //! | key                          | value                                   |
 //! |------------------------------|-----------------------------------------|
-//! | `e` run(16) seq(8, BE)       | the event's bytes, as appended          |
+//! | `e` run(16) seq(8, BE)       | a chunk: events `seq, seq + 1, …`       |
 //! | `r` run(16)                  | version byte 1: the run exists          |
 //! | `s` run(16)                  | version byte 1, then the postcard `RunSummary` |
 //! | `b` hash(32)                 | the blob's bytes                        |
 //! | `m/applied_lsn`              | the last write-ahead-log record applied (8, BE) |
 
+use bytes::{Buf, Bytes};
+
 use crate::error::{Error, Result};
 use crate::id::{BlobHash, RunId, Seq};
-use crate::store::RunSummary;
+use crate::store::{Record, RunSummary};
 
 const EVENT: u8 = b'e';
 const RUN: u8 = b'r';
@@ -26,6 +34,84 @@ const BLOB: u8 = b'b';
 
 /// Where the position of the last applied log record is kept.
 pub(crate) const APPLIED_LSN: &[u8] = b"m/applied_lsn";
+
+/// The format of stored chunks.
+const CHUNK_VERSION: u8 = 1;
+
+/// The stored form of consecutive events.
+pub(crate) fn encode_chunk<'a>(events: impl IntoIterator<Item = &'a Bytes> + Clone) -> Vec<u8> {
+    let (count, size) = events
+        .clone()
+        .into_iter()
+        .fold((0usize, 0usize), |(n, s), e| (n + 1, s + 4 + e.len()));
+    let mut out = Vec::with_capacity(5 + size);
+    out.push(CHUNK_VERSION);
+    out.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+    for event in events {
+        out.extend_from_slice(&u32::try_from(event.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(event);
+    }
+    out
+}
+
+/// How many events the chunk of `run` stored under seq `first` holds.
+pub(crate) fn chunk_count(run: RunId, first: Seq, value: &[u8]) -> Result<u64> {
+    match value {
+        [CHUNK_VERSION, a, b, c, d, ..] => Ok(u64::from(u32::from_le_bytes([*a, *b, *c, *d]))),
+        _ => Err(Error::Corrupt {
+            run,
+            seq: first,
+            detail: "the chunk's header is damaged".to_owned(),
+        }),
+    }
+}
+
+/// The events of the chunk of `run` stored under seq `first`, sliced out of `value`.
+pub(crate) fn decode_chunk(run: RunId, first: Seq, value: Bytes) -> Result<Vec<Record>> {
+    let corrupt = |seq: Seq, detail: String| Error::Corrupt { run, seq, detail };
+    let mut rest = value;
+    if rest.len() < 5 {
+        return Err(corrupt(first, format!("a chunk of {} bytes", rest.len())));
+    }
+    let version = rest.get_u8();
+    if version != CHUNK_VERSION {
+        return Err(corrupt(
+            first,
+            format!(
+                "stored in format {version}, this version of Keel reads format {CHUNK_VERSION}"
+            ),
+        ));
+    }
+    let count = rest.get_u32_le();
+    let mut records = Vec::with_capacity(count.min(1024) as usize);
+    for i in 0..u64::from(count) {
+        let seq = first.plus(i);
+        if rest.len() < 4 {
+            return Err(corrupt(
+                seq,
+                "the chunk ends before this event's length".into(),
+            ));
+        }
+        let len = rest.get_u32_le() as usize;
+        if rest.len() < len {
+            return Err(corrupt(
+                seq,
+                format!("the chunk ends inside this event of {len} bytes"),
+            ));
+        }
+        records.push(Record {
+            seq,
+            bytes: rest.split_to(len),
+        });
+    }
+    if !rest.is_empty() {
+        return Err(corrupt(
+            first,
+            format!("{} stray bytes after the chunk's events", rest.len()),
+        ));
+    }
+    Ok(records)
+}
 
 /// The format of stored summaries; bumped if `RunSummary`'s encoding changes.
 const SUMMARY_VERSION: u8 = 1;
@@ -43,6 +129,11 @@ pub(crate) fn event_key(run: RunId, seq: Seq) -> [u8; 25] {
     key[..17].copy_from_slice(&event_prefix(run));
     key[17..].copy_from_slice(&seq.0.to_be_bytes());
     key
+}
+
+/// Whether `key` is an event (chunk) key.
+pub(crate) fn is_event_key(key: &[u8]) -> bool {
+    key.first() == Some(&EVENT)
 }
 
 /// The common prefix of a run's event keys.
@@ -152,6 +243,40 @@ mod tests {
         assert!(a.starts_with(&event_prefix(run)));
         assert_eq!(decode_event_key(run, &b).unwrap(), Seq(10));
         assert!(decode_event_key(run, &b[..20]).is_err());
+    }
+
+    #[test]
+    fn chunks_round_trip_and_damage_names_the_seq() {
+        let run = RunId::new();
+        let events = [
+            Bytes::from_static(b"one"),
+            Bytes::new(),
+            Bytes::from_static(b"three"),
+        ];
+        let chunk = Bytes::from(encode_chunk(&events));
+        let records = decode_chunk(run, Seq(4), chunk.clone()).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.seq.0).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+        assert_eq!(
+            records.iter().map(|r| r.bytes.clone()).collect::<Vec<_>>(),
+            events
+        );
+        for cut in 0..chunk.len() {
+            let err = decode_chunk(run, Seq(4), chunk.slice(..cut)).unwrap_err();
+            assert!(
+                matches!(err, Error::Corrupt { run: r, .. } if r == run),
+                "{err}"
+            );
+        }
+        let mut newer = chunk.to_vec();
+        newer[0] = 2;
+        let err = decode_chunk(run, Seq(4), newer.into()).unwrap_err();
+        assert!(err.to_string().contains("format 2"), "{err}");
+        let mut long = chunk.to_vec();
+        long.push(0);
+        assert!(decode_chunk(run, Seq(4), long.into()).is_err());
     }
 
     #[test]

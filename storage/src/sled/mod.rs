@@ -3,30 +3,42 @@
 //! # Design
 //!
 //! ```text
-//! append ─▶ check expected seq, take LSN ─▶ queue ─▶ flusher: write + fdatasync (one per group)
-//!                                                      └─▶ apply group to sled ─▶ publish ─▶ wake appenders
-//! checkpointer (per sealed segment): sled flush + fsync sled's files ─▶ delete covered segments
+//! append ─▶ check expected seq, take LSN ─▶ queue
+//! flusher:  take the whole queue ─▶ one write + one fdatasync ─▶ wake its appenders
+//! applier:  write durable groups to sled ─▶ publish to watchers
+//! checkpointer (per sealed segment): sled flush + fsync of sled's files ─▶ delete covered segments
 //! ```
 //!
 //! Durability comes from a write-ahead log of our own ([`wal`]) in front of sled, not
-//! from sled's flush. Measured on this project's machines (ext4 on a virtual disk),
-//! `insert` + `flush` costs 0.8× an append+`fdatasync` of a plain file, because it ends
-//! in `sync_file_range`: no drive-cache flush and no metadata, so it does not survive
-//! a power cut. Adding an `fdatasync` of sled's file after its flush made it durable
-//! but cost 1.3–1.7× the floor, above the 1.3× target. One `fdatasync` of our own log
-//! per group costs the floor itself, and sled becomes an index that is written
-//! without waiting and checkpointed in the background.
+//! from sled. Measured on this project's machine (ext4 on a shared virtual disk),
+//! sled 0.34's `insert` + `flush` costs 0.8× an append + `fdatasync` of a plain file,
+//! because it ends in `sync_file_range`: no drive-cache flush and no metadata, so it
+//! does not survive a power cut. `fdatasync`ing sled's file after its flush made it
+//! durable but cost 1.3–1.7× the floor, above the 1.3× target, and sled's own work
+//! (10–40 µs per write on two shared cores) would sit in every append's path. One
+//! `fdatasync` of our own log per group costs the floor itself; sled becomes an
+//! index written behind the log, off the appender's path, and checkpointed in the
+//! background.
 //!
 //! Invariants:
-//! - A record reaches sled only after it is durable in the log, so sled (and every
-//!   read, `run_info`, `list_runs` and watcher) only ever shows durable data.
-//! - Each group is applied to sled as one atomic batch that also stores the LSN it
-//!   reaches (`m/applied_lsn`). On open, records above that LSN are replayed; records
-//!   are blind writes, so the replay is exact whatever sled recovered.
+//! - A record reaches sled only after it is durable in the log, so sled only ever
+//!   holds durable data. Reads, `run_info`, `list_runs` and watches first wait until
+//!   sled holds every record acknowledged before they started (usually no wait).
+//! - The applier writes each group with plain ordered writes, not a sled batch (whose
+//!   `pin_log` writes out and `sync_file_range`s sled's log buffer twice per batch):
+//!   blobs, markers and summaries, then event chunks, then the LSN reached
+//!   (`m/applied_lsn`). sled recovers a prefix of one thread's writes, so after a
+//!   crash it holds every group up to that LSN and perhaps part of the next; on open,
+//!   the records above it are replayed, and since records are blind writes whose
+//!   keys replay writes again, the result is exact.
+//! - Consecutive events of a run applied together share one sled value (a chunk):
+//!   under load the applier takes several groups at once, so sled keeps up with the
+//!   log. The flusher stops taking new groups while 4096 records wait for sled, so
+//!   measured throughput is what sled sustains.
 //! - A segment is deleted only after a checkpoint (sled `flush`, then `fsync` of every
-//!   file of the tree) covers all of its records.
+//!   file and directory of the tree) covers all of its records.
 //! - The expected-seq check and the LSN assignment happen under one mutex, against
-//!   sled's state overlaid with the records still queued, so of several racers
+//!   sled's state overlaid with the records not yet applied, so of several racers
 //!   exactly one wins and a conflict writes nothing.
 //! - A failed write or `fdatasync` poisons the store: it can no longer tell what is
 //!   durable (after a failed `fsync` Linux may drop the dirty pages). Reopening
@@ -36,12 +48,12 @@
 //!
 //! `append`, `put_blob` and `delete_run` return `Ok` only after the record carrying
 //! them has been written to the write-ahead log and `fdatasync`ed (and the segment's
-//! directory entry `fsync`ed when the segment was created). A batch is one record: after a crash it is
-//! replayed whole or, if its write was torn, not at all; a torn record is never
-//! followed by an acknowledged one. Records are replayed in log order, which is the
-//! order in which appends were checked and acknowledged. A record is given up only
-//! once sled's copy of it has been `fsync`ed. Concurrent appends share one
-//! `fdatasync` (group commit).
+//! directory entry `fsync`ed when the segment was created). A batch is one
+//! checksummed record: after a crash it is replayed whole or, if its write was torn,
+//! not at all; a torn record is never followed by an acknowledged one. Records are
+//! replayed in log order, which is the order in which appends were checked and
+//! acknowledged. A record is given up only once sled's copy of it has been
+//! `fsync`ed. Concurrent appends share one `fdatasync` (group commit).
 
 mod commit;
 mod keys;
@@ -123,6 +135,18 @@ impl SledOptions {
 /// The default [`crate::EventStore`]: sled on disk behind a write-ahead log with group
 /// commit. Cheap to clone; clones share one store, which closes (checkpointing sled
 /// and releasing the directory) when the last clone and every watch stream are dropped.
+///
+/// ```no_run
+/// use keel_storage::{SledOptions, SledStore};
+///
+/// # fn demo() -> keel_storage::Result<()> {
+/// let store = SledStore::open(".keel")?;
+/// // or, with options:
+/// # drop(store);
+/// let store = SledOptions::new(".keel").cache_capacity(64 << 20).open()?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct SledStore {
     inner: Arc<Inner>,
@@ -166,7 +190,7 @@ impl SledStore {
             None => 0,
         };
         let mut replay_last = applied;
-        let recovered = wal::recover(&wal_dir, applied, |lsn, ops| {
+        let mut recovered = wal::recover(&wal_dir, applied, |lsn, ops| {
             replay_last = lsn;
             commit::apply_ops(&db, &ops, lsn)
         })?;
@@ -181,6 +205,7 @@ impl SledStore {
         let next_lsn = recovered.last_lsn.max(replay_last) + 1;
         // Writing resumes in a fresh segment, never after a cut tail.
         let wal = Wal::create(&wal_dir, next_lsn).map_err(Error::from_io)?;
+        let had_segments = !recovered.sealed.is_empty();
         let shared = Arc::new(Shared {
             db,
             sled_dir,
@@ -194,12 +219,17 @@ impl SledStore {
             applied: watch::Sender::new(Applied::Upto(replay_last)),
             backlog: Mutex::new(Backlog::default()),
             backlog_changed: Condvar::new(),
-            sealed: Mutex::new(recovered.sealed),
+            sealed: Mutex::new(std::mem::take(&mut recovered.sealed)),
             checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
             checkpoint_wake: Condvar::new(),
+            #[cfg(test)]
+            fail_next_sync: Default::default(),
         });
-        // Leave the replayed segments behind now rather than replay them again.
-        commit::checkpoint(&shared)?;
+        // Leave replayed segments behind now rather than replay them again. After a
+        // clean close there are none, and nothing to checkpoint.
+        if recovered.replayed > 0 || had_segments {
+            commit::checkpoint(&shared)?;
+        }
 
         let hub = WatchHub::default();
         let flusher = {
@@ -261,8 +291,9 @@ impl SledStore {
         match self.db().scan_prefix(keys::event_prefix(run)).next_back() {
             None => Ok(Some(Seq::ZERO)),
             Some(entry) => {
-                let (key, _) = entry.map_err(sled_error)?;
-                Ok(Some(keys::decode_event_key(run, &key)?.next()))
+                let (key, chunk) = entry.map_err(sled_error)?;
+                let first = keys::decode_event_key(run, &key)?;
+                Ok(Some(first.plus(keys::chunk_count(run, first, &chunk)?)))
             }
         }
     }
@@ -357,10 +388,11 @@ impl SledStore {
                 bytes,
             })
             .collect();
-        for record in &records {
-            ops.push(Op::Put {
-                key: Bytes::copy_from_slice(&keys::event_key(run, record.seq)),
-                value: record.bytes.clone(),
+        if !records.is_empty() {
+            ops.push(Op::Append {
+                run,
+                first: expected,
+                events: records.iter().map(|r| r.bytes.clone()).collect(),
             });
         }
         if expected == Seq::ZERO {
@@ -467,25 +499,34 @@ impl EventStore for SledStore {
 
     async fn read(&self, run: RunId, from: Seq) -> Result<Vec<Record>> {
         self.inner.shared.caught_up().await?;
-        let start = keys::event_key(run, from);
+        let from_key = keys::event_key(run, from);
+        // The chunk holding `from` is the last one starting at or before it.
+        let start = match self
+            .db()
+            .range(keys::event_prefix(run).as_slice()..=from_key.as_slice())
+            .next_back()
+        {
+            Some(entry) => entry.map_err(sled_error)?.0,
+            None => ::sled::IVec::from(&from_key[..]),
+        };
         let end = keys::event_key(run, Seq(u64::MAX));
         let mut records = Vec::new();
-        let mut expect = from;
-        for entry in self.db().range(start..=end) {
-            let (key, value) = entry.map_err(sled_error)?;
-            let seq = keys::decode_event_key(run, &key)?;
-            if seq != expect {
+        let mut expect = None;
+        for entry in self.db().range(start..=::sled::IVec::from(&end[..])) {
+            let (key, chunk) = entry.map_err(sled_error)?;
+            let first = keys::decode_event_key(run, &key)?;
+            if let Some(expect) = expect
+                && first != expect
+            {
                 return Err(Error::Corrupt {
                     run,
                     seq: expect,
-                    detail: format!("the event is missing (the next stored one is {seq})"),
+                    detail: format!("the event is missing (the next stored one is {first})"),
                 });
             }
-            expect = seq.next();
-            records.push(Record {
-                seq,
-                bytes: Bytes::copy_from_slice(&value),
-            });
+            let chunk = keys::decode_chunk(run, first, Bytes::copy_from_slice(&chunk))?;
+            expect = Some(first.plus(chunk.len() as u64));
+            records.extend(chunk.into_iter().filter(|r| r.seq >= from));
         }
         Ok(records)
     }

@@ -19,7 +19,8 @@
 //!
 //! Payload: `count: u32`, then `count` ops, each a tag byte (1 put, 2 remove,
 //! 3 remove-prefix), a `u32` key length and the key, and for puts a `u32` value length
-//! and the value.
+//! and the value; or tag 4 (append events): the run (16 bytes), the first seq (`u64`),
+//! an event count (`u32`) and each event as a `u32` length and its bytes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Buf, Bytes};
 
 use crate::error::{Error, Result};
+use crate::id::{RunId, Seq};
 
 /// Bytes of a record header.
 pub(crate) const HEADER_LEN: usize = 20;
@@ -35,6 +37,7 @@ pub(crate) const HEADER_LEN: usize = 20;
 const PUT: u8 = 1;
 const REMOVE: u8 = 2;
 const REMOVE_PREFIX: u8 = 3;
+const APPEND: u8 = 4;
 
 /// One blind write to the sled tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +48,13 @@ pub(crate) enum Op {
     Remove { key: Bytes },
     /// Removes every key starting with `prefix`.
     RemovePrefix { prefix: Bytes },
+    /// Stores events `first, first + 1, …` of a run. Kept apart from `Put` so that the
+    /// applier can store the events of several records of a run as one sled value.
+    Append {
+        run: RunId,
+        first: Seq,
+        events: Vec<Bytes>,
+    },
 }
 
 /// The payload of a record carrying `ops`.
@@ -54,6 +64,7 @@ pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
         .map(|op| match op {
             Op::Put { key, value } => 9 + key.len() + value.len(),
             Op::Remove { key } | Op::RemovePrefix { prefix: key } => 5 + key.len(),
+            Op::Append { events, .. } => 29 + events.iter().map(|e| 4 + e.len()).sum::<usize>(),
         })
         .sum();
     let mut out = Vec::with_capacity(4 + size);
@@ -63,6 +74,17 @@ pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
             Op::Put { key, value } => (PUT, key, Some(value)),
             Op::Remove { key } => (REMOVE, key, None),
             Op::RemovePrefix { prefix } => (REMOVE_PREFIX, prefix, None),
+            Op::Append { run, first, events } => {
+                out.push(APPEND);
+                out.extend_from_slice(run.as_bytes());
+                out.extend_from_slice(&first.0.to_le_bytes());
+                out.extend_from_slice(&len_u32(events.len()).to_le_bytes());
+                for event in events {
+                    out.extend_from_slice(&len_u32(event.len()).to_le_bytes());
+                    out.extend_from_slice(event);
+                }
+                continue;
+            }
         };
         out.push(tag);
         out.extend_from_slice(&len_u32(key.len()).to_le_bytes());
@@ -116,6 +138,24 @@ pub(crate) fn decode_ops(mut payload: Bytes) -> Result<Vec<Op>, String> {
             REMOVE_PREFIX => Op::RemovePrefix {
                 prefix: take(&mut payload, "prefix")?,
             },
+            APPEND => {
+                if payload.remaining() < 28 {
+                    return Err("append header cut short".to_owned());
+                }
+                let mut run = [0u8; 16];
+                payload.copy_to_slice(&mut run);
+                let first = Seq(payload.get_u64_le());
+                let count = payload.get_u32_le();
+                let mut events = Vec::with_capacity(count.min(1024) as usize);
+                for _ in 0..count {
+                    events.push(take(&mut payload, "event")?);
+                }
+                Op::Append {
+                    run: RunId::from_bytes(run),
+                    first,
+                    events,
+                }
+            }
             tag => return Err(format!("unknown op tag {tag}")),
         };
         ops.push(op);
@@ -405,6 +445,11 @@ mod tests {
             Op::RemovePrefix {
                 prefix: Bytes::from_static(b"e"),
             },
+            Op::Append {
+                run: RunId::from_bytes([7; 16]),
+                first: Seq(41),
+                events: vec![Bytes::new(), Bytes::from_static(b"an event")],
+            },
         ]
     }
 
@@ -443,7 +488,7 @@ mod tests {
             std::fs::write(&path, &buf[..cut]).unwrap();
             let mut seen = Vec::new();
             let r = recover(dir.path(), 2, |lsn, ops| {
-                assert_eq!(ops.len(), 3);
+                assert_eq!(ops.len(), 4);
                 seen.push(lsn);
                 Ok(())
             })

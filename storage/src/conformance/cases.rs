@@ -1,132 +1,17 @@
-//! The conformance suite every [`EventStore`] backend (and every wrapper around one)
-//! must pass. Enabled by the `conformance` feature, for other crates' tests.
-//!
-//! A [`Harness`] opens a fresh store with a guard that cleans it up, and can *reopen*
-//! it: drop it and open the same data again (the same directory for sled; the same
-//! shared memory for the in-memory store). Each check is a public async function;
-//! [`conformance_tests!`](crate::conformance_tests) turns all of them into `#[tokio::test]`s:
-//!
-//! ```ignore
-//! keel_storage::conformance_tests!(keel_storage::conformance::SledHarness);
-//! ```
-//!
-//! The checks panic on failure, like the assertions of a test.
+//! The checks of the suite, one public async function each.
 
 // Test code shipped for other crates' tests: a failed step should fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 
-use crate::error::Result;
+use super::{Harness, event_bytes};
 use crate::id::{BlobHash, RunId, Seq, Timestamp};
-use crate::memory::MemoryStore;
-use crate::sled::SledStore;
 use crate::store::{Batch, Conflict, EventStore, Record, RunStatus, RunSummary};
 
-/// How a suite gets stores to test.
-pub trait Harness: Send + Sync {
-    /// The store under test.
-    type Store: EventStore + Clone;
-    /// Keeps the store's resources (a temporary directory) until dropped.
-    type Guard: Send + Sync;
-
-    /// A fresh, empty store.
-    fn open(&self) -> Result<(Self::Store, Self::Guard)>;
-
-    /// Drops `store` and opens the same data again. The caller has dropped every
-    /// other clone of it and every watch stream on it.
-    fn reopen(&self, store: Self::Store, guard: &Self::Guard) -> Result<Self::Store>;
-}
-
-/// Stores in a temporary directory on disk; reopening opens the directory again.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SledHarness;
-
-impl Harness for SledHarness {
-    type Store = SledStore;
-    type Guard = tempfile::TempDir;
-
-    fn open(&self) -> Result<(SledStore, tempfile::TempDir)> {
-        let dir = tempfile::tempdir().map_err(crate::Error::from_io)?;
-        Ok((SledStore::open(dir.path().join("store"))?, dir))
-    }
-
-    fn reopen(&self, store: SledStore, guard: &tempfile::TempDir) -> Result<SledStore> {
-        drop(store);
-        SledStore::open(guard.path().join("store"))
-    }
-}
-
-/// In-memory stores; reopening hands back a handle on the same shared data.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MemoryHarness;
-
-impl Harness for MemoryHarness {
-    type Store = MemoryStore;
-    type Guard = MemoryStore;
-
-    fn open(&self) -> Result<(MemoryStore, MemoryStore)> {
-        let store = MemoryStore::new();
-        Ok((store.clone(), store))
-    }
-
-    fn reopen(&self, store: MemoryStore, guard: &MemoryStore) -> Result<MemoryStore> {
-        drop(store);
-        Ok(guard.clone())
-    }
-}
-
-/// Generates one `#[tokio::test]` per check of the suite for a harness expression.
-/// The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
-#[macro_export]
-macro_rules! conformance_tests {
-    ($harness:expr) => {
-        $crate::conformance_tests!(@cases $harness;
-            append_and_read,
-            wrong_expected_seq_never_writes,
-            racers_on_one_seq_exactly_one_wins,
-            blobs_are_content_addressed,
-            summaries_and_list_runs,
-            delete_run_removes_the_log_and_keeps_blobs,
-            watch_yields_existing_then_live,
-            watch_started_mid_stream_has_no_gap_or_duplicate,
-            batches_are_atomic,
-            reopen_keeps_every_acknowledged_event,
-            empty_batches,
-            large_records,
-        );
-    };
-    (@cases $harness:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::conformance::$case(&$harness).await;
-            }
-        )*
-    };
-}
-
-/// Deterministic event bytes: distinct per run, seq and size.
-pub fn event_bytes(run: RunId, seq: Seq, len: usize) -> Bytes {
-    let mut state = u64::from_le_bytes(run.as_bytes()[8..].try_into().unwrap_or([0; 8]))
-        ^ seq.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        // xorshift: cheap, and every byte depends on run and seq.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out.into()
-}
-
-fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
+pub(super) fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
     RunSummary {
         agent: agent.to_owned(),
         status,
@@ -140,7 +25,12 @@ fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
     }
 }
 
-async fn append_ok<S: EventStore>(store: &S, run: RunId, expected: Seq, batch: Batch) -> Seq {
+pub(super) async fn append_ok<S: EventStore>(
+    store: &S,
+    run: RunId,
+    expected: Seq,
+    batch: Batch,
+) -> Seq {
     let n = batch.events.len() as u64;
     let next = store
         .append(run, expected, batch)
@@ -152,7 +42,13 @@ async fn append_ok<S: EventStore>(store: &S, run: RunId, expected: Seq, batch: B
 }
 
 /// Appends `n` single-event batches of `len`-byte deterministic events.
-async fn fill<S: EventStore>(store: &S, run: RunId, from: Seq, n: u64, len: usize) -> Seq {
+pub(super) async fn fill<S: EventStore>(
+    store: &S,
+    run: RunId,
+    from: Seq,
+    n: u64,
+    len: usize,
+) -> Seq {
     let mut next = from;
     for _ in 0..n {
         let bytes = event_bytes(run, next, len);
@@ -161,7 +57,7 @@ async fn fill<S: EventStore>(store: &S, run: RunId, from: Seq, n: u64, len: usiz
     next
 }
 
-fn assert_log(records: &[Record], run: RunId, from: Seq, to: Seq, len: usize) {
+pub(super) fn assert_log(records: &[Record], run: RunId, from: Seq, to: Seq, len: usize) {
     let seqs: Vec<u64> = records.iter().map(|r| r.seq.0).collect();
     assert_eq!(
         seqs,
@@ -176,16 +72,6 @@ fn assert_log(records: &[Record], run: RunId, from: Seq, to: Seq, len: usize) {
             r.seq
         );
     }
-}
-
-/// Waits for the next item of a watch stream, failing after a generous bound rather
-/// than hanging the test run.
-async fn next_record(stream: &mut futures::stream::BoxStream<'static, Result<Record>>) -> Record {
-    tokio::time::timeout(Duration::from_secs(30), stream.next())
-        .await
-        .expect("the watch stream produced nothing for 30 s")
-        .expect("the watch stream ended")
-        .expect("the watch stream failed")
 }
 
 /// Appended events read back in order, from any seq; unknown runs read empty.
@@ -474,90 +360,6 @@ pub async fn delete_run_removes_the_log_and_keeps_blobs<H: Harness>(h: &H) {
         Seq(2),
         7,
     );
-}
-
-/// A watch yields the stored records from its seq, then new ones as appended.
-pub async fn watch_yields_existing_then_live<H: Harness>(h: &H) {
-    let (store, _guard) = h.open().unwrap();
-    let run = RunId::new();
-    fill(&store, run, Seq::ZERO, 3, 30).await;
-    let mut from_start = store.watch(run, Seq::ZERO);
-    let mut from_two = store.watch(run, Seq(2));
-    let mut unknown = store.watch(RunId::new(), Seq::ZERO);
-    for seq in 0..3 {
-        assert_log(
-            &[next_record(&mut from_start).await],
-            run,
-            Seq(seq),
-            Seq(seq + 1),
-            30,
-        );
-    }
-    assert_log(&[next_record(&mut from_two).await], run, Seq(2), Seq(3), 30);
-    let next = fill(&store, run, Seq(3), 2, 30).await;
-    append_ok(
-        &store,
-        run,
-        next,
-        Batch::events((5..8).map(|i| event_bytes(run, Seq(i), 30))),
-    )
-    .await;
-    for seq in 3..8 {
-        assert_log(
-            &[next_record(&mut from_start).await],
-            run,
-            Seq(seq),
-            Seq(seq + 1),
-            30,
-        );
-        assert_log(
-            &[next_record(&mut from_two).await],
-            run,
-            Seq(seq),
-            Seq(seq + 1),
-            30,
-        );
-    }
-    // Nothing was appended to the other run, so its watcher has nothing yet.
-    let idle = tokio::time::timeout(Duration::from_millis(50), unknown.next()).await;
-    assert!(idle.is_err(), "a watch on an empty run yielded {idle:?}");
-}
-
-/// A watcher started while a writer appends sees every seq from its start exactly
-/// once, in order.
-pub async fn watch_started_mid_stream_has_no_gap_or_duplicate<H: Harness>(h: &H) {
-    let (store, _guard) = h.open().unwrap();
-    let run = RunId::new();
-    const TOTAL: u64 = 300;
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let writer = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut started = Some(started_tx);
-            let mut next = Seq::ZERO;
-            while next.0 < TOTAL {
-                let n = 1 + next.0 % 3;
-                let batch = Batch::events(
-                    (next.0..(next.0 + n).min(TOTAL)).map(|i| event_bytes(run, Seq(i), 40)),
-                );
-                next = append_ok(&store, run, next, batch).await;
-                if next.0 >= 50
-                    && let Some(tx) = started.take()
-                {
-                    let _ = tx.send(());
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-    };
-    started_rx.await.unwrap();
-    let mut late = store.watch(run, Seq(10));
-    let mut seen = Vec::new();
-    while seen.len() < (TOTAL - 10) as usize {
-        seen.push(next_record(&mut late).await);
-    }
-    writer.await.unwrap();
-    assert_log(&seen, run, Seq(10), Seq(TOTAL), 40);
 }
 
 /// A batch is all-or-nothing: a concurrent reader never sees part of one, and its
