@@ -10,6 +10,7 @@
 //! deterministic and memory is bounded whatever the tree.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -394,11 +395,12 @@ fn render(
                         break 'files;
                     }
                     let sep = if line.is_match { ':' } else { '-' };
-                    let text = format!("{name}{sep}{}{sep}{}", line.number, line.text);
-                    if !push(&mut out, &text) {
+                    let digits = line.number.checked_ilog10().unwrap_or(0) as usize + 1;
+                    if out.len() + name.len() + digits + line.text.len() + 3 > max_bytes {
                         cut_by_size = true;
                         break 'files;
                     }
+                    let _ = writeln!(out, "{name}{sep}{}{sep}{}", line.number, line.text);
                     prev = Some(line.number);
                     if line.is_match {
                         shown += 1;
