@@ -61,8 +61,8 @@ fn copy_tree(from: &Path, to: &Path) -> usize {
 /// Deterministic filler text with some words the searches look for.
 fn generated(i: usize) -> String {
     const WORDS: &[&str] = &[
-        "alpha", "beta", "gamma", "delta", "config", "parse", "error", "value", "buffer",
-        "stream", "index", "token", "unsafe", "handle", "result", "window",
+        "alpha", "beta", "gamma", "delta", "config", "parse", "error", "value", "buffer", "stream",
+        "index", "token", "unsafe", "handle", "result", "window",
     ];
     let mut out = String::new();
     let mut x = i as u64 * 2_654_435_761 + 1;
@@ -88,7 +88,9 @@ fn build_tree(root: &Path) -> usize {
     }
     let _ = std::fs::remove_dir_all(root);
     std::fs::create_dir_all(root).unwrap();
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let registries: Vec<PathBuf> = std::fs::read_dir(home.join(".cargo/registry/src"))
         .into_iter()
         .flatten()
@@ -139,9 +141,16 @@ async fn keel(reg: &ToolRegistry, tool: &str, args: &Value) -> (Duration, String
 
 fn ripgrep(args: &[String], dir: &Path) -> (Duration, Vec<u8>) {
     let start = Instant::now();
-    let out = Command::new("rg").args(args).current_dir(dir).output().unwrap();
+    let out = Command::new("rg")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
     let took = start.elapsed();
-    assert!(out.status.success() || out.status.code() == Some(1), "{out:?}");
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{out:?}"
+    );
     (took, out.stdout)
 }
 
@@ -159,12 +168,16 @@ async fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp/keel-bench-tree"));
     let files = build_tree(&root);
-    let rg_version = String::from_utf8_lossy(&Command::new("rg").arg("--version").output().unwrap().stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    println!("tree: {} ({files} files), {rg_version}, {RUNS} runs each, medians", root.display());
+    let rg_version =
+        String::from_utf8_lossy(&Command::new("rg").arg("--version").output().unwrap().stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+    println!(
+        "tree: {} ({files} files), {rg_version}, {RUNS} runs each, medians",
+        root.display()
+    );
 
     let mut config = SandboxConfig::default();
     config.local.cwd = root.clone();
@@ -177,7 +190,11 @@ async fn main() {
 
     let common = ["--hidden", "--no-require-git", "--no-messages"].map(String::from);
     let rg = |extra: &[&str]| -> Vec<String> {
-        common.iter().cloned().chain(extra.iter().map(|s| (*s).to_owned())).collect()
+        common
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|s| (*s).to_owned()))
+            .collect()
     };
     let cases = vec![
         Case {
@@ -220,7 +237,10 @@ async fn main() {
         // Warm up, and check both sides found the same amount.
         let (_, keel_out) = keel(&reg, case.tool, &case.args).await;
         let (_, rg_out) = ripgrep(&case.rg, &root);
-        let rg_lines = rg_out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+        let rg_lines = rg_out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
         let mut keel_times = Vec::new();
         let mut rg_times = Vec::new();
         for _ in 0..RUNS {

@@ -8,7 +8,7 @@
 //! ends, so the file keeps its own line ends.
 //!
 //! The file must have been read (or written) by the agent in this run and must not
-//! have changed since (see [`tracker`](super::tracker)).
+//! have changed since (see the `tracker` module).
 
 use std::io::Read;
 use std::sync::Arc;
