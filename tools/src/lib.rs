@@ -4,7 +4,36 @@
 //! anything ([`Tool::is_mutating`], true unless said otherwise), what to do with a
 //! call a crash interrupted ([`Recovery`]), and whether a given call needs a person's
 //! approval ([`Approval`], with the [`ApprovalForm`] to show them). A
-//! [`ToolRegistry`] holds an agent's tools by name.
+//! [`ToolRegistry`] holds an agent's tools by name. The object-safe layer
+//! ([`DynTool`]) checks a call's JSON against the tool's schema ([`schema`]) before
+//! parsing it, so the model hears which field is wrong.
+//!
+//! [`sandbox_tools`] builds the six built-in tools of a coding agent (`exec`,
+//! `read`, `write`, `edit`, `glob`, `grep`) from a [`SandboxConfig`], scoped to a
+//! workspace:
+//! - every path goes through one resolver beneath the workspace's directory handle
+//!   (`openat2` with `RESOLVE_BENEATH`), so `..`, absolute paths, symlinks and
+//!   check-then-open races cannot leave it; `.git` and `.keel` cannot be written;
+//! - `exec` commands are parsed with a shell grammar and checked against the policy
+//!   (`approval-always` by default; allowlists match each simple command's argv;
+//!   redirections, substitutions and trampolines always need a person; deny rules
+//!   apply however deeply nested), run in a session of their own with an empty
+//!   stdin and a scrubbed environment, and are killed with every process they
+//!   started at the timeout or when they end;
+//! - optional OS isolation (Landlock, namespaces) confines their writes and cuts
+//!   the network.
+//!
+//! ```no_run
+//! let mut config = keel_tools::SandboxConfig::default();
+//! config.local.cwd = "./workspace".into();
+//! config.exec.security = keel_tools::ExecSecurity::Allowlist;
+//! config.exec.allowlist = vec!["node *".into(), "npm install *".into()];
+//! let tools = keel_tools::sandbox_tools(config)?;
+//! assert_eq!(tools.names(), ["exec", "read", "write", "edit", "glob", "grep"]);
+//! # Ok::<(), keel_tools::Error>(())
+//! ```
+//!
+//! A tool of your own:
 //!
 //! ```no_run
 //! use keel_tools::{CallContext, Tool, ToolOutput, ToolRegistry, ToolSpec};

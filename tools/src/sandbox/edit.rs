@@ -8,9 +8,12 @@
 //! ends, so the file keeps its own line ends.
 //!
 //! The file must have been read (or written) by the agent in this run and must not
-//! have changed since (see [`tracker`](super::tracker)).
+//! have changed since (see the `tracker` module).
 
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::{OFlags, ResolveFlags};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -159,18 +162,29 @@ fn plan(sandbox: &Sandbox, run: Option<&str>, args: &EditArgs) -> Result<Plan, S
             meta.len()
         ));
     }
-    let opened = sandbox
+    // Read the file the target names (its real path, no symlinks), and make sure it
+    // is still the one that was looked at.
+    let fd = sandbox
         .ws
-        .open_read(&sandbox.ws.absolute(&target.rel).to_string_lossy())
-        .map_err(|e| e.to_string())?;
+        .open_beneath(
+            &target.rel,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+            ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(|_| format!("`{shown}` changed while it was being opened; try again"))?;
+    let file = std::fs::File::from(fd);
+    let now_meta = file.metadata().map_err(|e| format!("`{shown}`: {e}"))?;
+    if now_meta.ino() != meta.ino() || now_meta.dev() != meta.dev() {
+        return Err(format!(
+            "`{shown}` changed while it was being opened; try again"
+        ));
+    }
     let mut old = Vec::with_capacity(meta.len() as usize);
-    opened
-        .file
-        .take(max + 1)
+    file.take(max + 1)
         .read_to_end(&mut old)
         .map_err(|e| format!("`{shown}`: {e}"))?;
     if let Some(run) = run {
-        let now = Fingerprint::new(&opened.meta, Some(&old));
+        let now = Fingerprint::new(&now_meta, Some(&old));
         match sandbox.tracker.get(run, &target.rel) {
             None => {
                 return Err(format!(

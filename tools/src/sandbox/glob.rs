@@ -115,7 +115,8 @@ fn glob(sandbox: &Sandbox, args: &GlobArgs, ctx: &CallContext) -> Result<String,
         .map(|l| l as usize)
         .unwrap_or(limits.search_default_limit)
         .clamp(1, limits.search_max_limit);
-    let pattern = args.pattern.as_str();
+    // `./src/*.rs` means `src/*.rs`: results are relative to the search directory.
+    let pattern = args.pattern.trim_start_matches("./");
     if Path::new(pattern).is_absolute() {
         return Err(format!(
             "the pattern `{pattern}` is absolute; give a pattern relative to `path` (e.g. `**/*.rs`) and the directory in `path`"

@@ -10,6 +10,7 @@
 //! deterministic and memory is bounded whatever the tree.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -128,6 +129,8 @@ impl Tool for GrepTool {
 struct Line {
     number: u64,
     is_match: bool,
+    /// A context line after a match (shown with its match even at the limit).
+    after: bool,
     text: String,
 }
 
@@ -139,11 +142,18 @@ struct FileHits {
     binary: bool,
 }
 
+impl FileHits {
+    fn kept_matches(&self) -> usize {
+        self.lines.iter().filter(|l| l.is_match).count()
+    }
+}
+
 /// Results kept so far: the path-smallest within the limit.
 #[derive(Debug, Default)]
 struct Results {
     files: BTreeMap<PathBuf, FileHits>,
-    kept_lines: usize,
+    /// Matching lines kept (context lines do not count toward the limit).
+    kept_matches: usize,
     matched_files: u64,
     matched_lines: u64,
     unreadable: u64,
@@ -153,7 +163,7 @@ impl Results {
     fn add(&mut self, mode: OutputMode, limit: usize, rel: PathBuf, hits: FileHits) {
         self.matched_files += 1;
         self.matched_lines += hits.matches;
-        self.kept_lines += hits.lines.len();
+        self.kept_matches += hits.kept_matches();
         self.files.insert(rel, hits);
         // Evict the largest paths while what remains still fills the limit.
         loop {
@@ -161,14 +171,14 @@ impl Results {
                 OutputMode::Content => self
                     .files
                     .last_key_value()
-                    .is_some_and(|(_, last)| self.kept_lines - last.lines.len() >= limit),
+                    .is_some_and(|(_, last)| self.kept_matches - last.kept_matches() >= limit),
                 _ => self.files.len() > limit,
             };
             if !over {
                 break;
             }
             if let Some((_, last)) = self.files.pop_last() {
-                self.kept_lines -= last.lines.len();
+                self.kept_matches -= last.kept_matches();
             }
         }
     }
@@ -176,21 +186,28 @@ impl Results {
 
 struct Collect<'a> {
     mode: OutputMode,
-    per_file_lines: usize,
+    /// Matching lines kept per file at most.
+    per_file_matches: usize,
     max_line_chars: usize,
     hits: &'a mut FileHits,
+    kept_matches: usize,
 }
 
 impl Collect<'_> {
-    fn keep(&mut self, number: Option<u64>, is_match: bool, bytes: &[u8]) {
-        if self.hits.lines.len() >= self.per_file_lines {
+    fn keep(&mut self, number: Option<u64>, is_match: bool, after: bool, bytes: &[u8]) {
+        // Past the limit, only the after-context of the last kept match is kept.
+        if self.kept_matches >= self.per_file_matches && (is_match || !after) {
             return;
+        }
+        if is_match {
+            self.kept_matches += 1;
         }
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim_end_matches(['\n', '\r']);
         self.hits.lines.push(Line {
             number: number.unwrap_or(0),
             is_match,
+            after,
             text: cut_line(text, self.max_line_chars),
         });
     }
@@ -204,7 +221,7 @@ impl Sink for Collect<'_> {
         for (i, line) in mat.lines().enumerate() {
             self.hits.matches += 1;
             if self.mode == OutputMode::Content {
-                self.keep(first.map(|n| n + i as u64), true, line);
+                self.keep(first.map(|n| n + i as u64), true, false, line);
             }
         }
         // For a list of files, one match is enough.
@@ -213,7 +230,8 @@ impl Sink for Collect<'_> {
 
     fn context(&mut self, _: &Searcher, ctx: &SinkContext<'_>) -> Result<bool, Self::Error> {
         if self.mode == OutputMode::Content {
-            self.keep(ctx.line_number(), false, ctx.bytes());
+            let after = matches!(ctx.kind(), grep_searcher::SinkContextKind::After);
+            self.keep(ctx.line_number(), false, after, ctx.bytes());
         }
         Ok(true)
     }
@@ -286,9 +304,10 @@ fn grep(sandbox: &Sandbox, args: &GrepArgs, ctx: &CallContext) -> Result<String,
         let mut hits = FileHits::default();
         let mut collect = Collect {
             mode,
-            per_file_lines: limit,
+            per_file_matches: limit,
             max_line_chars: limits.max_line_chars,
             hits: &mut hits,
+            kept_matches: 0,
         };
         let outcome = search_one(sandbox, searcher, &matcher, rel, &mut collect);
         let mut results = results.lock().unwrap_or_else(|p| p.into_inner());
@@ -382,7 +401,7 @@ fn render(
                 let name = sandbox.ws.display(rel);
                 let mut prev: Option<u64> = None;
                 for line in &hits.lines {
-                    if shown >= limit {
+                    if shown >= limit && !line.after {
                         break 'files;
                     }
                     let gap = match prev {
@@ -394,11 +413,12 @@ fn render(
                         break 'files;
                     }
                     let sep = if line.is_match { ':' } else { '-' };
-                    let text = format!("{name}{sep}{}{sep}{}", line.number, line.text);
-                    if !push(&mut out, &text) {
+                    let digits = line.number.checked_ilog10().unwrap_or(0) as usize + 1;
+                    if out.len() + name.len() + digits + line.text.len() + 3 > max_bytes {
                         cut_by_size = true;
                         break 'files;
                     }
+                    let _ = writeln!(out, "{name}{sep}{}{sep}{}", line.number, line.text);
                     prev = Some(line.number);
                     if line.is_match {
                         shown += 1;

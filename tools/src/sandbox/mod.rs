@@ -1,8 +1,8 @@
 //! The six sandbox tools (`exec`, `read`, `write`, `edit`, `glob`, `grep`), scoped to
 //! one workspace.
 //!
-//! All six share one [`Sandbox`]: the workspace handle every path goes through
-//! ([`workspace`]), the per-run read tracker `edit` consults ([`tracker`]), the
+//! All six share one `Sandbox`: the workspace handle every path goes through
+//! (`workspace`), the per-run read tracker `edit` consults (`tracker`), the
 //! compiled exec policy and the environment commands inherit.
 
 pub mod edit;
@@ -37,13 +37,27 @@ use tracker::ReadTracker;
 use workspace::Workspace;
 
 /// State the six tools share.
-#[derive(Debug)]
 pub(crate) struct Sandbox {
     pub ws: Workspace,
     pub config: SandboxConfig,
     pub tracker: ReadTracker,
     pub policy: ExecPolicy,
     pub host_env: Vec<(OsString, OsString)>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The host environment holds secrets: never print its values.
+        f.debug_struct("Sandbox")
+            .field("root", &self.ws.root_path())
+            .field("config", &self.config)
+            .field("policy", &self.policy)
+            .field(
+                "host_env",
+                &format_args!("{} variables", self.host_env.len()),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sandbox {

@@ -108,7 +108,8 @@ impl Budget {
 
 /// Cuts `text` to at most `max` characters, saying how long it was.
 pub(crate) fn cut_line(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    // A line of at most `max` bytes has at most `max` characters: no need to count.
+    if text.len() <= max || text.chars().count() <= max {
         return text.to_owned();
     }
     let kept: String = text.chars().take(max).collect();

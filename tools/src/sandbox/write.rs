@@ -2,7 +2,7 @@
 //!
 //! Parents are created as needed; the content goes to a temporary file in the same
 //! directory and is renamed over the name, so readers see the old file or the new
-//! one, never half of it (see [`workspace`](super::workspace) for why this also keeps
+//! one, never half of it (see `workspace` for why this also keeps
 //! hard links and symlinks from being written through).
 
 use std::sync::Arc;

@@ -77,6 +77,19 @@ fn configuration_errors_are_clear() {
 }
 
 #[test]
+fn debug_output_does_not_show_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SandboxConfig::default();
+    config.local.cwd = dir.path().into();
+    let tools =
+        SandboxTools::with_host_env(config, [("OPENAI_API_KEY".into(), "sk-very-secret".into())])
+            .unwrap();
+    let text = format!("{tools:?} {:?}", tools.exec());
+    assert!(!text.contains("sk-very-secret"), "{text}");
+    assert!(text.contains("1 variables"), "{text}");
+}
+
+#[test]
 fn config_from_toml_like_json() {
     let config: SandboxConfig = serde_json::from_value(json!({
         "env": "local",

@@ -217,6 +217,22 @@ async fn grep_limit_and_errors() {
             .await),
         "f0.txt:1:hit\nf0.txt:2:hit\nf1.txt:1:hit\n(results truncated: showing 3 of 10 matching lines, sorted by path; narrow the search with `path` or `glob`, or raise `limit`)"
     );
+    // Context lines do not count toward the limit.
+    ws.put("g/a.txt", "x\nhit\ny\n");
+    ws.put("g/b.txt", "hit\n");
+    assert_eq!(
+        ok(ws.call("grep", json!({"pattern": "hit", "path": "g", "limit": 2, "output_mode": "content", "context": 1})).await),
+        "g/a.txt-1-x\ng/a.txt:2:hit\ng/a.txt-3-y\n--\ng/b.txt:1:hit"
+    );
+    assert_eq!(
+        ok(ws
+            .call(
+                "grep",
+                json!({"pattern": "hit", "limit": 3, "output_mode": "content", "context": 1})
+            )
+            .await),
+        "f0.txt:1:hit\nf0.txt:2:hit\n--\nf1.txt:1:hit\n(results truncated: showing 3 of 12 matching lines, sorted by path; narrow the search with `path` or `glob`, or raise `limit`)"
+    );
     let e = err(ws.call("grep", json!({"pattern": "fn("})).await);
     assert!(e.starts_with("invalid regex `fn(`: "), "{e}");
     assert!(e.ends_with("(the pattern is Rust regex syntax; escape characters such as `(`, `[`, `{`, `.` or `*` with `\\` to match them literally)"), "{e}");

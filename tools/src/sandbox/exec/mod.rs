@@ -1,8 +1,8 @@
 //! `exec`: runs a shell command in the workspace.
 //!
-//! Whether it may run is the [`policy`]'s call (with [`analyze`] reading the
-//! command line); how it runs is [`process`] (session, timeout, killing every
-//! process, bounded [`output`]), with a scrubbed [`env`] and optional
+//! Whether it may run is the [`policy`]'s call (with `analyze` reading the
+//! command line); how it runs is `process` (session, timeout, killing every
+//! process, bounded `output`), with a scrubbed `env` and optional
 //! [`isolation`].
 
 pub(crate) mod analyze;
@@ -12,6 +12,7 @@ pub(crate) mod output;
 pub mod policy;
 pub(crate) mod process;
 pub(crate) mod procs;
+pub(crate) mod trampoline;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -19,7 +19,8 @@
 
 use serde_json::json;
 
-use super::analyze::{Analysis, analyze, basename, static_word};
+use super::analyze::{Analysis, analyze, static_word};
+use super::trampoline::basename;
 use crate::approval::AllowRule;
 use crate::config::ExecSecurity;
 use crate::error::{Error, Result};
