@@ -256,11 +256,16 @@ mod tests {
     }
 
     #[test]
-    fn bad_field_types_are_refused_for_the_model() {
+    fn bad_fields_are_errors_for_the_model() {
+        // The schema names the allowed types.
         let raw = serde_json::json!({"question": "?", "fields": [{"name": "a", "type": "date"}]});
+        let err = AskUser.approval_json(&raw, &[]).unwrap_err();
+        assert!(err.contains("`fields.0.type` must be one of"), "{err}");
+        // What the schema cannot say is refused with a reason.
+        let raw = serde_json::json!({"question": "?", "fields": [{"name": "a", "type": "select"}]});
         assert!(matches!(
             AskUser.approval_json(&raw, &[]).unwrap(),
-            Approval::Refused(r) if r.contains("unknown type `date`")
+            Approval::Refused(r) if r.contains("select without options")
         ));
     }
 }
