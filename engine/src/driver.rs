@@ -25,7 +25,7 @@ use crate::decide::{Action, decide};
 use crate::error::Result;
 use crate::event::{Event, FinishKind, Stamped, Text};
 use crate::ids::{CallId, StepKey, Turn};
-use crate::runtime::{Claim, Keel, Live};
+use crate::runtime::{Claim, Keel};
 use crate::state::RunState;
 
 /// How long a cancelled tool call gets to stop on its own before it is dropped.
@@ -68,6 +68,10 @@ impl Driver {
             reason,
             _claim: claim,
         }
+    }
+
+    pub(crate) fn run_id(&self) -> keel_storage::RunId {
+        self.state.run()
     }
 
     /// Applies an event to the state and queues it for the next commit.
@@ -113,8 +117,7 @@ impl Driver {
         let result = self.execute().await;
         if let Err(e) = &result {
             tracing::warn!(run = %self.state.run(), "run stopped: {e}");
-            self.keel
-                .publish(self.state.run(), Live::Fault(Arc::from(e.to_string())));
+            self.keel.report_fault(self.state.run(), &e.to_string());
         }
         result
     }

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     agents: RwLock<HashMap<String, Agent>>,
     active: Mutex<HashMap<RunId, ActiveRun>>,
     hubs: Mutex<HashMap<RunId, broadcast::Sender<Live>>>,
+    /// Why a run's last driver stopped with an error, until a new one starts.
+    faults: Mutex<HashMap<RunId, Arc<str>>>,
     pub(crate) shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -158,6 +160,7 @@ impl Keel {
                 agents: RwLock::new(HashMap::new()),
                 active: Mutex::new(HashMap::new()),
                 hubs: Mutex::new(HashMap::new()),
+                faults: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -354,6 +357,12 @@ impl Keel {
                 });
             }
             if !active {
+                if let Some(reason) = self.fault(run) {
+                    return Err(Error::Halted {
+                        run,
+                        reason: reason.to_string(),
+                    });
+                }
                 let waiting = pending_steps(&state);
                 return Ok(if waiting.is_empty() {
                     RunOutcome::Interrupted
@@ -716,7 +725,32 @@ impl Keel {
         }
     }
 
+    /// Records why a run's driver stopped, and tells subscribers.
+    pub(crate) fn report_fault(&self, run: RunId, reason: &str) {
+        let reason: Arc<str> = Arc::from(reason);
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(run, reason.clone());
+        self.publish(run, Live::Fault(reason));
+    }
+
+    fn fault(&self, run: RunId) -> Option<Arc<str>> {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&run)
+            .cloned()
+    }
+
     fn spawn(&self, driver: Driver) {
+        self.inner
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&driver.run_id());
         self.inner.tasks.spawn(async move {
             // The driver reports its own failure to subscribers.
             let _ = driver.run().await;

@@ -3,7 +3,6 @@
 //! and a new runtime on the same data recovers the run. Every commit point of a run
 //! is tried, and a property test tries random scripts and crash points.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use keel_engine::{Decision, Event, Keel, RunEnd, RunOutcome, interrupted_message};
@@ -88,115 +87,140 @@ async fn reference(script: &[TurnScript], recovery: Recovery) -> (Finished, usiz
 }
 
 /// Crashes at append `at`, recovers in a new runtime, and checks the invariants
-/// against the reference. Returns the step keys asked after recovery.
+/// against the reference.
 async fn crash_and_recover(
     script: &[TurnScript],
     recovery: Recovery,
     at: (usize, bool),
     reference: &Finished,
 ) -> Result<Recovered, String> {
+    run_schedule(script, recovery, &[at], reference).await
+}
+
+/// Runs the script through a schedule of crashes: process `i` dies at its
+/// `schedule[i]`-th append (written or not), the next one recovers the run; the
+/// last process runs to the end. Checks the invariants after every crash and at the
+/// end, against the uninterrupted reference.
+async fn run_schedule(
+    script: &[TurnScript],
+    recovery: Recovery,
+    schedule: &[(usize, bool)],
+    reference: &Finished,
+) -> Result<Recovered, String> {
     let base = MemoryStore::new();
     let effects = Effects::default();
     let provider = Scripted::new(script.to_vec());
-    let answer = answer_policy();
-
-    // The first process, which dies at the chosen append.
-    let store1 = CrashStore::new(base.clone(), Some(at));
-    let keel1 = Keel::new(store1.clone());
-    let agent1 = build_agent(&provider, &effects, recovery);
-    let started = tokio::select! {
-        r = keel1.invoke(&agent1, "go") => Some(r.unwrap().id()),
-        () = store1.crashed.notified() => None,
-    };
-    if let Some(run) = started
-        && drive(&keel1, &store1, run, &answer).await.is_some()
-    {
-        return Err(format!("the run ended before append {at:?}"));
-    }
-
-    // What was durable when it died.
-    let runs = base.list_runs().await.unwrap();
-    let durable_turns: BTreeSet<usize> = match runs.first() {
-        Some(info) => keel1_events(&base, info.run)
-            .await
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::LlmResponded { turn, .. } => Some(turn.0 as usize),
-                _ => None,
-            })
-            .collect(),
-        None => BTreeSet::new(),
-    };
-    let approvals_before: Vec<(String, bool)> = match runs.first() {
-        Some(info) => keel1_events(&base, info.run)
-            .await
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::ApprovalResolved {
-                    step, resolution, ..
-                } => Some((step.to_string(), resolution.approved)),
-                _ => None,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-
-    // The second process: recover, then drive to the end.
-    let store2 = CrashStore::new(base.clone(), None);
-    let keel2 = Keel::new(store2.clone());
-    let agent2 = build_agent(&provider, &effects, recovery);
-    keel2.register(agent2.clone());
-    let report = keel2.recover().await.unwrap();
-    if !report.failed.is_empty() {
-        return Err(format!("recovery failed: {:?}", report.failed));
-    }
-    let run = match runs.first() {
-        Some(info) => info.run,
-        // It died before the run's start was durable: the person runs it again.
-        None => keel2.invoke(&agent2, "go").await.unwrap().id(),
-    };
     let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let recorder = {
+    let answer = {
         let asked = asked.clone();
-        let answer = answer.clone();
+        let policy = answer_policy();
         Arc::new(move |step: &keel_engine::PendingStep| {
             asked.lock().unwrap().push(step.step.to_string());
-            answer(step)
+            policy(step)
         }) as Answer
     };
-    let outcome = drive(&keel2, &store2, run, &recorder)
-        .await
-        .ok_or("the second process crashed")?;
+    let mut run: Option<RunId> = None;
+    let mut durable_log: Vec<bytes::Bytes> = Vec::new();
+    // Turns with a durable response, and how often they had been sent by then.
+    let mut sent_when_durable: std::collections::BTreeMap<usize, usize> = Default::default();
+    let mut approvals_before: Vec<(String, bool)> = Vec::new();
+    let mut crashes = 0;
+    let mut outcome = None;
+
+    for point in schedule.iter().map(Some).chain([None]) {
+        let store = CrashStore::new(base.clone(), point.copied());
+        let keel = Keel::new(store.clone());
+        let agent = build_agent(&provider, &effects, recovery);
+        keel.register(agent.clone());
+        let survived = async {
+            let id = match run {
+                Some(id) => {
+                    let report = keel.recover().await.unwrap();
+                    if !report.failed.is_empty() {
+                        return Err(format!("recovery failed: {:?}", report.failed));
+                    }
+                    id
+                }
+                // Not started yet (or it died before its start was durable).
+                None => keel.invoke(&agent, "go").await.unwrap().id(),
+            };
+            run = Some(id);
+            Ok(drive(&keel, &store, id, &answer).await)
+        };
+        let result = tokio::select! {
+            r = survived => r?,
+            () = store.crashed.notified() => None,
+        };
+        if let Some(done) = result {
+            outcome = Some(done);
+            break;
+        }
+        crashes += 1;
+        // What was durable when it died.
+        let Some(id) = base.list_runs().await.unwrap().first().map(|i| i.run) else {
+            run = None;
+            continue;
+        };
+        run = Some(id);
+        let log: Vec<bytes::Bytes> = base
+            .read(id, Seq::ZERO)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.bytes)
+            .collect();
+        // No acknowledged event lost: the log extends what was durable before.
+        if log.len() < durable_log.len() || log[..durable_log.len()] != durable_log[..] {
+            return Err("the log lost or changed events that were durable".into());
+        }
+        durable_log = log;
+        for e in keel1_events(&base, id).await {
+            match e {
+                Event::LlmResponded { turn, .. } => {
+                    sent_when_durable
+                        .entry(turn.0 as usize)
+                        .or_insert_with(|| provider.calls_of(turn.0 as usize));
+                }
+                Event::ApprovalResolved {
+                    step, resolution, ..
+                } => approvals_before.push((step.to_string(), resolution.approved)),
+                _ => {}
+            }
+        }
+    }
+    let run = run.ok_or("no run")?;
+    let outcome = outcome.ok_or("the last process did not finish the run")?;
     if !matches!(outcome, RunOutcome::Completed { .. }) {
         return Err(format!("the run did not complete: {outcome:?}"));
     }
+    let keel2 = Keel::new(base.clone());
     let got = finished(&keel2, run, &effects).await;
 
     // No paid call twice: a turn whose response was durable is never sent again.
-    for turn in &durable_turns {
-        if provider.calls_of(*turn) != 1 {
+    for (turn, sent) in &sent_when_durable {
+        if provider.calls_of(*turn) != *sent {
             return Err(format!(
-                "turn {turn} had a durable response but was sent {} times",
+                "turn {turn} had a durable response after {sent} calls but was sent {} times",
                 provider.calls_of(*turn)
             ));
         }
     }
     let turns = script.len();
     for turn in 0..turns {
-        if provider.calls_of(turn) > 2 {
+        if provider.calls_of(turn) > 1 + crashes {
             return Err(format!(
-                "turn {turn} sent {} times",
+                "turn {turn} sent {} times with {crashes} crashes",
                 provider.calls_of(turn)
             ));
         }
     }
-    if provider.total_calls() > turns + 1 {
+    if provider.total_calls() > turns + crashes {
         return Err(format!(
-            "{} calls for {turns} turns and one crash",
+            "{} calls for {turns} turns and {crashes} crashes",
             provider.total_calls()
         ));
     }
-    // Decisions recorded before the crash are honoured after it.
+    // Decisions recorded before a crash are honoured after it.
     let state = keel2.state(run).await.unwrap();
     for (step, approved) in &approvals_before {
         let honoured = state.turns().iter().flat_map(|t| t.calls.iter()).any(|c| {
@@ -234,6 +258,13 @@ async fn crash_and_recover(
     }
     // The run's status matches its log.
     let summary = base.run_info(run).await.unwrap().unwrap().summary.unwrap();
+    if summary.status != state.status() {
+        return Err(format!(
+            "summary says {:?}, the log {:?}",
+            summary.status,
+            state.status()
+        ));
+    }
     if summary.status != RunStatus::Completed {
         return Err(format!("summary says {:?}", summary.status));
     }
@@ -458,23 +489,30 @@ fn arb_script() -> impl Strategy<Value = Vec<TurnScript>> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("KEEL_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300),
+        cases: std::env::var("KEEL_PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1000),
         ..ProptestConfig::default()
     })]
 
+    /// Random scripts (turns, tool calls, approvals granted and denied, questions)
+    /// through random schedules of crashes: before an append is written, or after it
+    /// is written but before it is acknowledged (inside the commit) and before the
+    /// effect that follows; between an effect and its record is the crash before the
+    /// next append. A failure shrinks to a minimal script and schedule.
     #[test]
-    fn random_scripts_survive_a_crash_anywhere(
+    fn random_scripts_survive_crash_schedules(
         script in arb_script(),
-        point in any::<proptest::sample::Index>(),
-        after in any::<bool>(),
+        schedule in proptest::collection::vec((any::<proptest::sample::Index>(), any::<bool>()), 1..4),
         report in any::<bool>(),
     ) {
         let recovery = if report { Recovery::ReportInterrupted } else { Recovery::Rerun };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let result = rt.block_on(async {
             let (reference, appends) = reference(&script, recovery).await;
-            let at = point.index(appends);
-            crash_and_recover(&script, recovery, (at, after), &reference).await
+            let points: Vec<(usize, bool)> = schedule
+                .iter()
+                .map(|(i, after)| (i.index(appends), *after))
+                .collect();
+            run_schedule(&script, recovery, &points, &reference).await
         });
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }

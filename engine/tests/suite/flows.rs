@@ -186,7 +186,7 @@ async fn errors_the_model_should_see_become_tool_results() {
     assert!(
         results[1]
             .1
-            .starts_with("invalid arguments for `look`: missing field `key`"),
+            .starts_with("invalid arguments for `look`: missing required field `key`"),
         "{}",
         results[1].1
     );

@@ -1,5 +1,6 @@
 mod crash;
 mod determinism;
+mod faults;
 mod flows;
 mod history;
 mod sled;

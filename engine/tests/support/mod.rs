@@ -457,3 +457,111 @@ pub async fn drive(
         }
     }
 }
+
+// ---------------------------------------------------------------- fault store
+
+/// What a [`FaultStore`] fails with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// `ENOSPC`.
+    DiskFull,
+    /// `EIO`.
+    Io,
+}
+
+impl Fault {
+    fn error(self) -> keel_storage::Error {
+        let io = match self {
+            Fault::DiskFull => std::io::Error::from_raw_os_error(28),
+            Fault::Io => std::io::Error::from_raw_os_error(5),
+        };
+        keel_storage::Error::from_io(io)
+    }
+}
+
+/// Wraps a store and fails appends from the `n`-th on (0-based), and/or every
+/// read, until cleared: a full disk, a failing device. Nothing is written by a
+/// failed append.
+#[derive(Clone)]
+pub struct FaultStore {
+    inner: MemoryStore,
+    appends: Arc<AtomicUsize>,
+    fail_appends_from: Arc<Mutex<Option<(usize, Fault)>>>,
+    fail_reads: Arc<Mutex<Option<Fault>>>,
+}
+
+impl FaultStore {
+    pub fn new(inner: MemoryStore) -> Self {
+        Self {
+            inner,
+            appends: Arc::new(AtomicUsize::new(0)),
+            fail_appends_from: Arc::new(Mutex::new(None)),
+            fail_reads: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn fail_appends_from(&self, n: usize, fault: Fault) {
+        *self.fail_appends_from.lock().unwrap() = Some((n, fault));
+    }
+
+    pub fn fail_reads(&self, fault: Fault) {
+        *self.fail_reads.lock().unwrap() = Some(fault);
+    }
+
+    pub fn clear(&self) {
+        *self.fail_appends_from.lock().unwrap() = None;
+        *self.fail_reads.lock().unwrap() = None;
+    }
+
+    pub fn appends(&self) -> usize {
+        self.appends.load(Ordering::SeqCst)
+    }
+
+    fn read_fault(&self) -> keel_storage::Result<()> {
+        match *self.fail_reads.lock().unwrap() {
+            Some(f) => Err(f.error()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl EventStore for FaultStore {
+    async fn append(&self, run: RunId, expected: Seq, batch: Batch) -> AppendResult {
+        let n = self.appends.fetch_add(1, Ordering::SeqCst);
+        let fault = *self.fail_appends_from.lock().unwrap();
+        if let Some((from, fault)) = fault
+            && n >= from
+        {
+            return Err(fault.error());
+        }
+        self.inner.append(run, expected, batch).await
+    }
+    async fn read(&self, run: RunId, from: Seq) -> keel_storage::Result<Vec<Record>> {
+        self.read_fault()?;
+        self.inner.read(run, from).await
+    }
+    async fn run_info(&self, run: RunId) -> keel_storage::Result<Option<RunInfo>> {
+        self.read_fault()?;
+        self.inner.run_info(run).await
+    }
+    async fn list_runs(&self) -> keel_storage::Result<Vec<RunInfo>> {
+        self.read_fault()?;
+        self.inner.list_runs().await
+    }
+    fn watch(&self, run: RunId, from: Seq) -> BoxStream<'static, keel_storage::Result<Record>> {
+        self.inner.watch(run, from)
+    }
+    fn put_blob(
+        &self,
+        bytes: Bytes,
+    ) -> impl Future<Output = keel_storage::Result<BlobHash>> + Send {
+        self.inner.put_blob(bytes)
+    }
+    async fn get_blob(&self, hash: BlobHash) -> keel_storage::Result<Option<Bytes>> {
+        self.read_fault()?;
+        self.inner.get_blob(hash).await
+    }
+    fn delete_run(&self, run: RunId) -> impl Future<Output = keel_storage::Result<bool>> + Send {
+        self.inner.delete_run(run)
+    }
+}
