@@ -1,5 +1,6 @@
 mod crash;
 mod inspect;
+mod kill9;
 mod owner;
 mod pty;
 mod run;

@@ -36,6 +36,8 @@ pub fn call(text: &str, tool: &str, input: Value) -> Turn {
 
 #[derive(Default)]
 struct State {
+    /// A pause before each response.
+    delay_ms: u64,
     requests: Vec<Value>,
     calls: BTreeMap<usize, usize>,
     /// Turns whose requests are held (never answered) while listed.
@@ -67,6 +69,11 @@ impl Anthropic {
             }
         });
         server
+    }
+
+    /// Pauses `ms` before each response (so a process can be killed mid-call).
+    pub fn set_delay(&self, ms: u64) {
+        self.state.0.lock().unwrap().delay_ms = ms;
     }
 
     /// Requests for `turn` are received but never answered until `release`.
@@ -126,6 +133,10 @@ impl Anthropic {
                 }
                 *state.holding.entry(turn).or_default() -= 1;
             }
+        }
+        let delay = self.state.0.lock().unwrap().delay_ms;
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         let Some(script_turn) = script.get(turn) else {
             let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"the test script has no such turn\"}}");
