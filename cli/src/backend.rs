@@ -15,8 +15,14 @@ use crate::client::{ClientError, Remote};
 use crate::owner::{Local, SOCKET};
 
 /// How long to keep trying when the store is locked but its owner does not answer
-/// yet (it is starting, or dying and about to release the lock).
-const OWNER_PATIENCE: Duration = Duration::from_secs(10);
+/// yet (it is starting, or dying and about to release the lock). `KEEL_OWNER_WAIT_MS`
+/// overrides it.
+fn owner_patience() -> Duration {
+    std::env::var("KEEL_OWNER_WAIT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
 
 /// A store, reached directly or through its owner.
 #[derive(Debug)]
@@ -31,7 +37,7 @@ impl Backend {
     /// Opens the store directly, or reaches its owner. A stale socket left by a
     /// killed owner is detected (the store's lock is free) and replaced.
     pub async fn connect(dir: &Path) -> Result<Self> {
-        let deadline = Instant::now() + OWNER_PATIENCE;
+        let deadline = Instant::now() + owner_patience();
         loop {
             match Local::open(dir).await {
                 Ok(local) => return Ok(Backend::Local(local)),

@@ -94,3 +94,54 @@ fn a_stale_socket_from_a_killed_owner_is_cleaned_up() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["status"], "running");
 }
+
+#[test]
+fn two_terminals_run_two_agents_on_one_store() {
+    let project = Project::new(hello_script());
+    let spawn = |prompt: &str| {
+        project
+            .keel()
+            .args(["run", "coding_agent", prompt, "--approve-all"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("first");
+    let second = spawn("second");
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Done: it printed Hello, world!"));
+    }
+    let runs = project.runs();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["status"] == "completed"), "{runs:?}");
+    let mut titles: Vec<&str> = runs.iter().map(|r| r["title"].as_str().unwrap()).collect();
+    titles.sort_unstable();
+    assert_eq!(titles, ["first", "second"]);
+}
+
+#[test]
+fn a_store_held_by_a_process_that_does_not_answer_says_which() {
+    let project = Project::new(hello_script());
+    // This test process holds the store without serving its socket.
+    let _held = keel_storage::SledStore::open(project.path().join(".keel")).unwrap();
+    let out = project
+        .keel()
+        .env("KEEL_OWNER_WAIT_MS", "300")
+        .args(["runs"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is in use by another process"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+}

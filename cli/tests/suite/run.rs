@@ -147,3 +147,28 @@ allowlist = ["ls"]
             .contains("You list files.")
     );
 }
+
+#[test]
+fn demo_runs_offline_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .current_dir(dir.path())
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("KEEL_STORE")
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Hello from Keel!") && stdout.contains("2 + 3 = 5"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("deterministic: 16 events and 3 LLM responses"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("approved (--approve-all)"), "{stderr}");
+    assert!(dir.path().join("keel-demo/workspace/hello.sh").exists());
+}
