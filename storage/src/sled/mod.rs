@@ -70,7 +70,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::{oneshot, watch};
 
-use self::commit::{Applied, Apply, Backlog, Pending, PendingRun, Shared, State, sled_error};
+use self::commit::{Applied, Apply, Backlog, KnownRun, Pending, Shared, State, sled_error};
 use self::lock::DirLock;
 use self::wal::{Op, Wal};
 use crate::error::{Error, Result};
@@ -80,6 +80,25 @@ use crate::watch::WatchHub;
 
 /// Resolves once a queued record is durable (or its flush failed).
 type Durable = oneshot::Receiver<Result<()>>;
+
+/// A record's ops and their log payload, encoded before taking the state lock.
+struct Encoded {
+    ops: Vec<Op>,
+    payload: Vec<u8>,
+    payload_crc: u32,
+}
+
+impl Encoded {
+    fn new(ops: Vec<Op>) -> Self {
+        let payload = wal::encode_ops(&ops);
+        let payload_crc = crc32fast::hash(&payload);
+        Self {
+            ops,
+            payload,
+            payload_crc,
+        }
+    }
+}
 
 /// Where a store lives unless told otherwise.
 pub const DEFAULT_DIR: &str = ".keel";
@@ -272,8 +291,8 @@ impl SledStore {
 
     /// The run's length as the queue will leave it: `None` if it does not exist.
     fn current_len(&self, state: &State, run: RunId) -> Result<Option<Seq>> {
-        if let Some(pending) = state.runs.get(&run) {
-            return Ok(pending.next);
+        if let Some(known) = state.runs.get(&run) {
+            return Ok(known.next);
         }
         self.stored_len(run)
     }
@@ -302,16 +321,24 @@ impl SledStore {
     fn enqueue(
         state: &mut State,
         shared: &Shared,
-        ops: Vec<Op>,
+        record: Encoded,
         run: Option<(RunId, Option<Seq>)>,
         records: Vec<Record>,
     ) -> Durable {
-        let payload = wal::encode_ops(&ops);
-        let payload_crc = crc32fast::hash(&payload);
+        let Encoded {
+            ops,
+            payload,
+            payload_crc,
+        } = record;
         let lsn = state.next_lsn;
         state.next_lsn += 1;
         if let Some((run, next)) = run {
-            state.runs.insert(run, PendingRun { next, lsn });
+            let known = KnownRun {
+                next,
+                lsn,
+                applied: false,
+            };
+            state.runs.insert(run, known);
         }
         let (done, wait) = oneshot::channel();
         state.queue.push(Pending {
@@ -407,6 +434,7 @@ impl SledStore {
                 value: Bytes::from(keys::encode_summary(summary)?),
             });
         }
+        let record = Encoded::new(ops);
 
         let shared = &self.inner.shared;
         let mut state = shared.lock();
@@ -419,7 +447,7 @@ impl SledStore {
                 actual,
             }));
         }
-        let wait = Self::enqueue(&mut state, shared, ops, Some((run, Some(next))), records);
+        let wait = Self::enqueue(&mut state, shared, record, Some((run, Some(next))), records);
         Ok(Ok((wait, next)))
     }
 }
@@ -556,11 +584,12 @@ impl EventStore for SledStore {
         let Some(op) = self.blob_op(bytes)? else {
             return Ok(hash);
         };
+        let record = Encoded::new(vec![op]);
         let wait = {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
             Self::check_open(&state)?;
-            Self::enqueue(&mut state, shared, vec![op], None, Vec::new())
+            Self::enqueue(&mut state, shared, record, None, Vec::new())
         };
         Self::wait(wait).await?;
         Ok(hash)
@@ -582,6 +611,17 @@ impl EventStore for SledStore {
     }
 
     async fn delete_run(&self, run: RunId) -> Result<bool> {
+        let record = Encoded::new(vec![
+            Op::RemovePrefix {
+                prefix: Bytes::copy_from_slice(&keys::event_prefix(run)),
+            },
+            Op::Remove {
+                key: Bytes::copy_from_slice(&keys::run_key(run)),
+            },
+            Op::Remove {
+                key: Bytes::copy_from_slice(&keys::summary_key(run)),
+            },
+        ]);
         let wait = {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
@@ -589,18 +629,7 @@ impl EventStore for SledStore {
             if self.current_len(&state, run)?.is_none() {
                 return Ok(false);
             }
-            let ops = vec![
-                Op::RemovePrefix {
-                    prefix: Bytes::copy_from_slice(&keys::event_prefix(run)),
-                },
-                Op::Remove {
-                    key: Bytes::copy_from_slice(&keys::run_key(run)),
-                },
-                Op::Remove {
-                    key: Bytes::copy_from_slice(&keys::summary_key(run)),
-                },
-            ];
-            Self::enqueue(&mut state, shared, ops, Some((run, None)), Vec::new())
+            Self::enqueue(&mut state, shared, record, Some((run, None)), Vec::new())
         };
         Self::wait(wait).await?;
         Ok(true)
