@@ -4,7 +4,8 @@
 //! floor measured in the same run on the same filesystem (the machine is noisy, so
 //! absolute numbers mean little across runs). `KEEL_BENCH_SECS` sets the seconds per
 //! throughput point (default 3), `KEEL_BENCH_DIR` the directory to measure in
-//! (default: cargo's target tmp dir).
+//! (default: cargo's target tmp dir). `KEEL_BENCH_WRITERS=64` measures only that
+//! throughput point (for profiling).
 
 // A benchmark that cannot set itself up has nothing to report: failing loudly is right.
 #![allow(clippy::expect_used)]
@@ -144,6 +145,15 @@ fn main() {
 
     let store = SledStore::open(dir.path().join("store")).expect("open the store");
     let mut floor = Floor::new(dir.path());
+    if let Some(writers) = std::env::var("KEEL_BENCH_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        // One throughput point alone, for profiling.
+        let rate = runtime.block_on(throughput(&store, writers, secs));
+        println!("sled store, {writers} concurrent writers: {rate:.0} appends/s");
+        return;
+    }
     // Warm up both (first extents, sled's first pages) before measuring.
     runtime.block_on(single_writer(&store, &mut floor, 300));
     let (floor_latency, single) =

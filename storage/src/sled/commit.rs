@@ -52,20 +52,26 @@ pub(crate) struct Apply {
     pub(crate) records: Vec<Record>,
 }
 
-/// A run's state as changed by records not yet applied to sled.
+/// A run's length as the log leaves it, kept for the runs written recently so that
+/// the expected-seq check, made under the state lock, rarely reads sled.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PendingRun {
-    /// The run's length once those records are applied; `None` if deleted.
+pub(crate) struct KnownRun {
+    /// The run's length once its records are applied; `None` if deleted.
     pub(crate) next: Option<Seq>,
     /// The last record that changed it.
     pub(crate) lsn: u64,
+    /// Whether sled holds that record (then the entry may be forgotten).
+    pub(crate) applied: bool,
 }
+
+/// How many runs' lengths are kept before those that sled holds are forgotten.
+pub(crate) const KNOWN_RUNS: usize = 1 << 16;
 
 /// What appenders, the flusher and the applier share, under one mutex.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) queue: Vec<Pending>,
-    pub(crate) runs: HashMap<RunId, PendingRun>,
+    pub(crate) runs: HashMap<RunId, KnownRun>,
     pub(crate) next_lsn: u64,
     pub(crate) poisoned: Option<String>,
     pub(crate) shutdown: bool,
@@ -455,10 +461,14 @@ pub(crate) fn run_applier(shared: &Shared, hub: &WatchHub) {
             let mut state = shared.lock();
             for apply in groups.iter().flatten() {
                 if let Some(run) = apply.run
-                    && state.runs.get(&run).is_some_and(|r| r.lsn == apply.lsn)
+                    && let Some(known) = state.runs.get_mut(&run)
+                    && known.lsn == apply.lsn
                 {
-                    state.runs.remove(&run);
+                    known.applied = true;
                 }
+            }
+            if state.runs.len() > KNOWN_RUNS {
+                state.runs.retain(|_, known| !known.applied);
             }
         }
         shared.applied.send_replace(Applied::Upto(last));

@@ -58,19 +58,18 @@
 mod commit;
 mod keys;
 mod lock;
+mod open;
 mod wal;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
-use self::commit::{Applied, Apply, Backlog, Pending, PendingRun, Shared, State, sled_error};
+use self::commit::{Apply, KnownRun, Pending, Shared, State, sled_error};
 use self::lock::DirLock;
 use self::wal::{Op, Wal};
 use crate::error::{Error, Result};
@@ -80,6 +79,25 @@ use crate::watch::WatchHub;
 
 /// Resolves once a queued record is durable (or its flush failed).
 type Durable = oneshot::Receiver<Result<()>>;
+
+/// A record's ops and their log payload, encoded before taking the state lock.
+struct Encoded {
+    ops: Vec<Op>,
+    payload: Vec<u8>,
+    payload_crc: u32,
+}
+
+impl Encoded {
+    fn new(ops: Vec<Op>) -> Self {
+        let payload = wal::encode_ops(&ops);
+        let payload_crc = crc32fast::hash(&payload);
+        Self {
+            ops,
+            payload,
+            payload_crc,
+        }
+    }
+}
 
 /// Where a store lives unless told otherwise.
 pub const DEFAULT_DIR: &str = ".keel";
@@ -175,105 +193,14 @@ impl SledStore {
         &self.inner.dir
     }
 
-    fn open_with(options: SledOptions) -> Result<Self> {
-        let dir = options.dir;
-        std::fs::create_dir_all(&dir).map_err(Error::from_io)?;
-        let lock = DirLock::acquire(&dir)?;
-        let wal_dir = dir.join("wal");
-        let sled_dir = dir.join("sled");
-        std::fs::create_dir_all(&wal_dir).map_err(Error::from_io)?;
-        let db = open_sled(&sled_dir, options.cache_capacity)?;
-        wal::sync_dir(&dir).map_err(Error::from_io)?;
-
-        let applied = match db.get(keys::APPLIED_LSN).map_err(sled_error)? {
-            Some(v) => keys::decode_u64("applied log position", &v)?,
-            None => 0,
-        };
-        let mut replay_last = applied;
-        let mut recovered = wal::recover(&wal_dir, applied, |lsn, ops| {
-            replay_last = lsn;
-            commit::apply_ops(&db, &ops, lsn)
-        })?;
-        if recovered.replayed > 0 || recovered.truncated > 0 {
-            tracing::info!(
-                dir = %dir.display(),
-                replayed = recovered.replayed,
-                truncated_bytes = recovered.truncated,
-                "recovered the store from its write-ahead log"
-            );
-        }
-        let next_lsn = recovered.last_lsn.max(replay_last) + 1;
-        // Writing resumes in a fresh segment, never after a cut tail.
-        let wal = Wal::create(&wal_dir, next_lsn).map_err(Error::from_io)?;
-        let had_segments = !recovered.sealed.is_empty();
-        let shared = Arc::new(Shared {
-            db,
-            sled_dir,
-            segment_bytes: options.segment_bytes,
-            state: Mutex::new(State {
-                next_lsn,
-                ..State::default()
-            }),
-            work: Condvar::new(),
-            durable: AtomicU64::new(next_lsn - 1),
-            applied: watch::Sender::new(Applied::Upto(replay_last)),
-            backlog: Mutex::new(Backlog::default()),
-            backlog_changed: Condvar::new(),
-            sealed: Mutex::new(std::mem::take(&mut recovered.sealed)),
-            checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
-            checkpoint_wake: Condvar::new(),
-            #[cfg(test)]
-            fail_next_sync: Default::default(),
-        });
-        // Leave replayed segments behind now rather than replay them again. After a
-        // clean close there are none, and nothing to checkpoint.
-        if recovered.replayed > 0 || had_segments {
-            commit::checkpoint(&shared)?;
-        }
-
-        let hub = WatchHub::default();
-        let flusher = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("keel-wal-flush".into())
-                .spawn(move || commit::run_flusher(&shared, wal))
-                .map_err(Error::from_io)?
-        };
-        let applier = {
-            let (shared, hub) = (shared.clone(), hub.clone());
-            std::thread::Builder::new()
-                .name("keel-sled-apply".into())
-                .spawn(move || commit::run_applier(&shared, &hub))
-                .map_err(Error::from_io)?
-        };
-        let checkpointer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("keel-checkpoint".into())
-                .spawn(move || commit::run_checkpointer(&shared))
-                .map_err(Error::from_io)?
-        };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                shared,
-                hub,
-                dir,
-                flusher: Some(flusher),
-                applier: Some(applier),
-                checkpointer: Some(checkpointer),
-                _lock: lock,
-            }),
-        })
-    }
-
     fn db(&self) -> &::sled::Db {
         &self.inner.shared.db
     }
 
     /// The run's length as the queue will leave it: `None` if it does not exist.
     fn current_len(&self, state: &State, run: RunId) -> Result<Option<Seq>> {
-        if let Some(pending) = state.runs.get(&run) {
-            return Ok(pending.next);
+        if let Some(known) = state.runs.get(&run) {
+            return Ok(known.next);
         }
         self.stored_len(run)
     }
@@ -302,16 +229,24 @@ impl SledStore {
     fn enqueue(
         state: &mut State,
         shared: &Shared,
-        ops: Vec<Op>,
+        record: Encoded,
         run: Option<(RunId, Option<Seq>)>,
         records: Vec<Record>,
     ) -> Durable {
-        let payload = wal::encode_ops(&ops);
-        let payload_crc = crc32fast::hash(&payload);
+        let Encoded {
+            ops,
+            payload,
+            payload_crc,
+        } = record;
         let lsn = state.next_lsn;
         state.next_lsn += 1;
         if let Some((run, next)) = run {
-            state.runs.insert(run, PendingRun { next, lsn });
+            let known = KnownRun {
+                next,
+                lsn,
+                applied: false,
+            };
+            state.runs.insert(run, known);
         }
         let (done, wait) = oneshot::channel();
         state.queue.push(Pending {
@@ -407,6 +342,7 @@ impl SledStore {
                 value: Bytes::from(keys::encode_summary(summary)?),
             });
         }
+        let record = Encoded::new(ops);
 
         let shared = &self.inner.shared;
         let mut state = shared.lock();
@@ -419,70 +355,8 @@ impl SledStore {
                 actual,
             }));
         }
-        let wait = Self::enqueue(&mut state, shared, ops, Some((run, Some(next))), records);
+        let wait = Self::enqueue(&mut state, shared, record, Some((run, Some(next))), records);
         Ok(Ok((wait, next)))
-    }
-}
-
-/// Opens sled in `dir`. The caller holds the directory's lock, so a busy sled lock
-/// can only be this process's previous handle, whose I/O threads release it shortly
-/// after it is dropped (sled's own tests wait for it the same way).
-fn open_sled(dir: &Path, cache_capacity: u64) -> Result<::sled::Db> {
-    let config = ::sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_capacity)
-        // Durability is the write-ahead log's job; sled is flushed at checkpoints.
-        .flush_every_ms(None);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match config.open() {
-            Err(::sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            other => return other.map_err(sled_error),
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let shared = &*self.shared;
-        shared.lock().shutdown = true;
-        shared.work.notify_all();
-        let flushed = self.flusher.take().and_then(|h| h.join().ok());
-        if let Some(h) = self.applier.take() {
-            let _ = h.join();
-        }
-        {
-            let mut signal = shared
-                .checkpoint_due
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            signal.stop = true;
-            shared.checkpoint_wake.notify_all();
-        }
-        if let Some(h) = self.checkpointer.take() {
-            let _ = h.join();
-        }
-        let poisoned = shared.lock().poisoned.is_some();
-        match commit::checkpoint(shared) {
-            Ok(applied) => {
-                if let Some((wal, last)) = flushed
-                    && !poisoned
-                    && let Err(e) = wal.close(last, applied)
-                {
-                    tracing::warn!("closing the write-ahead log failed: {e}");
-                }
-            }
-            Err(e) => {
-                tracing::warn!("the final checkpoint failed; the next open replays the log: {e}")
-            }
-        }
     }
 }
 
@@ -556,11 +430,12 @@ impl EventStore for SledStore {
         let Some(op) = self.blob_op(bytes)? else {
             return Ok(hash);
         };
+        let record = Encoded::new(vec![op]);
         let wait = {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
             Self::check_open(&state)?;
-            Self::enqueue(&mut state, shared, vec![op], None, Vec::new())
+            Self::enqueue(&mut state, shared, record, None, Vec::new())
         };
         Self::wait(wait).await?;
         Ok(hash)
@@ -582,6 +457,17 @@ impl EventStore for SledStore {
     }
 
     async fn delete_run(&self, run: RunId) -> Result<bool> {
+        let record = Encoded::new(vec![
+            Op::RemovePrefix {
+                prefix: Bytes::copy_from_slice(&keys::event_prefix(run)),
+            },
+            Op::Remove {
+                key: Bytes::copy_from_slice(&keys::run_key(run)),
+            },
+            Op::Remove {
+                key: Bytes::copy_from_slice(&keys::summary_key(run)),
+            },
+        ]);
         let wait = {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
@@ -589,18 +475,7 @@ impl EventStore for SledStore {
             if self.current_len(&state, run)?.is_none() {
                 return Ok(false);
             }
-            let ops = vec![
-                Op::RemovePrefix {
-                    prefix: Bytes::copy_from_slice(&keys::event_prefix(run)),
-                },
-                Op::Remove {
-                    key: Bytes::copy_from_slice(&keys::run_key(run)),
-                },
-                Op::Remove {
-                    key: Bytes::copy_from_slice(&keys::summary_key(run)),
-                },
-            ];
-            Self::enqueue(&mut state, shared, ops, Some((run, None)), Vec::new())
+            Self::enqueue(&mut state, shared, record, Some((run, None)), Vec::new())
         };
         Self::wait(wait).await?;
         Ok(true)
