@@ -2,44 +2,30 @@
 //! events. A run that waits for a person holds no task and no memory here: it is
 //! only its log.
 
+mod decisions;
+mod handle;
+mod live;
+
+pub use handle::RunHandle;
+pub(crate) use live::Live;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
-use keel_providers::{Delta, LlmProvider, Request, Response};
+use keel_providers::{LlmProvider, Request, Response};
 use keel_storage::{Batch, EventStore, Record, RunId, RunStatus, Seq, SharedStore, Timestamp};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agent::Agent;
-use crate::ask_user::validate_answer;
 use crate::codec::{decode, encode};
-use crate::decision::{Decision, PendingStep, RunOutcome};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::event::{Event, Resolution, RunStarted, Stamped, Text};
-use crate::ids::{StepKey, Turn};
+use crate::event::{Event, RunStarted, Stamped, Text};
 use crate::replay::{ReplayReport, check_events, replay, replay_events};
-use crate::state::{CallPhase, RunEnd, RunState};
-use crate::stream::RunEvent;
-
-/// How many live items a slow subscriber may fall behind before it re-reads the log.
-const HUB_CAPACITY: usize = 4096;
-
-/// What the runtime tells subscribers of one run.
-#[derive(Clone, Debug)]
-pub(crate) enum Live {
-    /// Records that just became durable.
-    Records(Arc<[Record]>),
-    /// A piece of a response, live only.
-    Delta(Turn, Delta),
-    /// Nothing executes the run any more (it suspended, ended, or stopped).
-    Idle,
-    /// The run stopped because of an error; it stays resumable.
-    Fault(Arc<str>),
-}
+use crate::state::{CallPhase, RunState};
 
 struct ActiveRun {
     cancel: CancellationToken,
@@ -99,40 +85,6 @@ pub struct RecoveryReport {
     pub waiting: Vec<RunId>,
     /// Runs that could not be resumed, and why.
     pub failed: Vec<(RunId, Error)>,
-}
-
-/// A handle on one run.
-#[derive(Clone, Debug)]
-pub struct RunHandle {
-    keel: Keel,
-    run: RunId,
-}
-
-impl RunHandle {
-    /// The run's id.
-    pub fn id(&self) -> RunId {
-        self.run
-    }
-
-    /// See [`Keel::events`].
-    pub fn events(&self) -> BoxStream<'static, Result<RunEvent>> {
-        self.keel.events(self.run)
-    }
-
-    /// See [`Keel::result`].
-    pub async fn result(&self) -> Result<RunOutcome> {
-        self.keel.result(self.run).await
-    }
-
-    /// See [`Keel::resume`].
-    pub async fn resume(&self, step: &StepKey, decision: Decision) -> Result<()> {
-        self.keel.resume(self.run, step, decision).await
-    }
-
-    /// See [`Keel::cancel`].
-    pub async fn cancel(&self, reason: impl Into<String>) -> Result<()> {
-        self.keel.cancel(self.run, reason).await
-    }
 }
 
 /// Exclusive right to write a run, in this process. Dropping it tells
@@ -256,282 +208,6 @@ impl Keel {
         let plain = replay_events(run, events.iter().map(|(s, e)| (*s, e)), None)?;
         let agent = self.agent_of(&plain)?;
         check_events(run, &events, &agent)
-    }
-
-    /// The run's events: everything recorded so far, then new events and text deltas
-    /// live, until the run ends. A run executed in this process streams live; the
-    /// stream stays open while the run waits for people.
-    pub fn events(&self, run: RunId) -> BoxStream<'static, Result<RunEvent>> {
-        let keel = self.clone();
-        let mut rx = self.subscribe(run);
-        Box::pin(async_stream::try_stream! {
-            let mut state = RunState::new(run);
-            let records = keel.read_log(run).await?;
-            if records.is_empty() {
-                Err(Error::UnknownRun(run))?;
-            }
-            for record in records {
-                for event in keel.apply_for_stream(&mut state, &record).await? {
-                    yield event;
-                }
-            }
-            while state.end().is_none() {
-                match rx.recv().await {
-                    Ok(Live::Records(records)) => {
-                        if records.first().is_some_and(|r| r.seq > state.next_seq()) {
-                            // A gap: read what we missed from the log.
-                            for record in keel.inner.store.read(run, state.next_seq()).await? {
-                                for event in keel.apply_for_stream(&mut state, &record).await? {
-                                    yield event;
-                                }
-                            }
-                        }
-                        let next = state.next_seq();
-                        for record in records.iter().filter(|r| r.seq >= next) {
-                            for event in keel.apply_for_stream(&mut state, record).await? {
-                                yield event;
-                            }
-                        }
-                    }
-                    Ok(Live::Delta(turn, Delta::Text(text))) => yield RunEvent::TextDelta { turn, text },
-                    Ok(Live::Delta(turn, Delta::Thinking(text))) => yield RunEvent::ThinkingDelta { turn, text },
-                    Ok(Live::Delta(turn, Delta::Retry { attempt, delay_ms, reason })) => {
-                        yield RunEvent::LlmRetrying { turn, attempt, delay_ms, reason };
-                    }
-                    Ok(Live::Idle) => {}
-                    Ok(Live::Fault(reason)) => {
-                        Err(Error::Halted { run, reason: reason.to_string() })?;
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        for record in keel.inner.store.read(run, state.next_seq()).await? {
-                            for event in keel.apply_for_stream(&mut state, &record).await? {
-                                yield event;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        })
-    }
-
-    async fn apply_for_stream(
-        &self,
-        state: &mut RunState,
-        record: &Record,
-    ) -> Result<Vec<RunEvent>> {
-        let stamped = decode(state.run(), record.seq, &record.bytes)?;
-        state.apply(record.seq, &stamped)?;
-        let output = match &stamped.event {
-            Event::ToolFinished { output, .. } => Some(self.text(output).await?),
-            _ => None,
-        };
-        Ok(RunEvent::from_recorded(state, record.seq, &stamped, output))
-    }
-
-    /// Waits until nothing executes the run — it ended, waits for people, or was
-    /// interrupted — and says which.
-    pub async fn result(&self, run: RunId) -> Result<RunOutcome> {
-        let mut rx = self.subscribe(run);
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let mut state = replay(run, &records, None)?;
-        loop {
-            // Whether a driver holds the run is read before catching up with the log:
-            // a driver makes everything it writes durable before it lets go, so a
-            // read after seeing it gone sees all of it.
-            let active = self.is_active(run);
-            for record in self.inner.store.read(run, state.next_seq()).await? {
-                let stamped = decode(run, record.seq, &record.bytes)?;
-                state.apply(record.seq, &stamped)?;
-            }
-            if let Some(end) = state.end() {
-                return Ok(match end.clone() {
-                    RunEnd::Completed { output, stopped_by } => {
-                        RunOutcome::Completed { output, stopped_by }
-                    }
-                    RunEnd::Failed { error, code } => RunOutcome::Failed { error, code },
-                    RunEnd::Cancelled { reason } => RunOutcome::Cancelled { reason },
-                });
-            }
-            if !active {
-                if let Some(reason) = self.fault(run) {
-                    return Err(Error::Halted {
-                        run,
-                        reason: reason.to_string(),
-                    });
-                }
-                let waiting = pending_steps(&state);
-                return Ok(if waiting.is_empty() {
-                    RunOutcome::Interrupted
-                } else {
-                    RunOutcome::Suspended { waiting }
-                });
-            }
-            // Wait for news: new records, the driver letting go, or a failure.
-            loop {
-                match rx.recv().await {
-                    Ok(Live::Delta(..)) => continue,
-                    Ok(Live::Fault(reason)) => {
-                        return Err(Error::Halted {
-                            run,
-                            reason: reason.to_string(),
-                        });
-                    }
-                    Ok(Live::Records(_) | Live::Idle)
-                    | Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => {
-                        rx = self.subscribe(run);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Records a person's decision at `step`, durably, and continues the run in this
-    /// process. Returns once the decision is durable.
-    pub async fn resume(&self, run: RunId, step: &StepKey, decision: Decision) -> Result<()> {
-        let (claim, state) = self.record_decision_claimed(run, step, decision).await?;
-        let agent = self.agent_of(&state)?;
-        // The log was folded without checks to record the decision; continuing
-        // requires the full determinism check.
-        let records = self.read_log(run).await?;
-        let state = replay(run, &records, Some(&agent))?;
-        self.spawn(Driver::new(self.clone(), agent, state, claim));
-        Ok(())
-    }
-
-    /// Records a person's decision at `step`, durably, without continuing the run
-    /// (another process, or a later `continue_run`, continues it).
-    pub async fn record_decision(
-        &self,
-        run: RunId,
-        step: &StepKey,
-        decision: Decision,
-    ) -> Result<()> {
-        self.record_decision_claimed(run, step, decision)
-            .await
-            .map(|_| ())
-    }
-
-    async fn record_decision_claimed(
-        &self,
-        run: RunId,
-        step: &StepKey,
-        decision: Decision,
-    ) -> Result<(Claim, RunState)> {
-        let claim = self.claim_when_idle(run).await?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let state = replay(run, &records, None)?;
-        if state.end().is_some() {
-            return Err(Error::Ended {
-                run,
-                status: state.status(),
-            });
-        }
-        let waiting: Vec<(StepKey, crate::state::CallState)> = state
-            .waiting()
-            .into_iter()
-            .map(|(s, c)| (s.clone(), c.clone()))
-            .collect();
-        let Some((_, call)) = waiting.iter().find(|(s, _)| s == step) else {
-            let answered = state
-                .turns()
-                .iter()
-                .flat_map(|t| t.calls.iter())
-                .any(|c| c.resolutions.iter().any(|(s, _)| s == step));
-            return Err(if answered {
-                Error::AlreadyAnswered {
-                    run,
-                    step: step.clone(),
-                }
-            } else {
-                Error::UnknownStep {
-                    run,
-                    step: step.clone(),
-                    waiting: waiting.into_iter().map(|(s, _)| s).collect(),
-                }
-            });
-        };
-        let form = call.form.clone().ok_or_else(|| Error::UnknownStep {
-            run,
-            step: step.clone(),
-            waiting: Vec::new(),
-        })?;
-        if let Some(shown) = &decision.shown_digest
-            && *shown != form.digest
-        {
-            return Err(Error::DigestMismatch {
-                run,
-                step: step.clone(),
-                shown: shown.clone(),
-                waiting: form.digest.clone(),
-            });
-        }
-        let answer = match (&decision.answer, call.is_question() && decision.approved) {
-            (Some(values), true) => {
-                Some(validate_answer(&form, values).map_err(Error::InvalidAnswer)?)
-            }
-            (None, true) => {
-                return Err(Error::InvalidAnswer(
-                    "this step is a question: give an answer (field values), or decline it"
-                        .to_owned(),
-                ));
-            }
-            (_, false) => None,
-        };
-        let remember = if decision.always && decision.approved && !call.is_question() {
-            let agent = self.agent_of(&state)?;
-            let tool = agent.tools().get(&call.name).ok_or_else(|| {
-                Error::InvalidAnswer(format!("the agent has no tool `{}`", call.name))
-            })?;
-            Some(
-                tool.always_rule_json(&call.input)
-                    .map_err(Error::InvalidAnswer)?,
-            )
-        } else {
-            None
-        };
-        let event = Event::ApprovalResolved {
-            call: call.id,
-            step: step.clone(),
-            resolution: Resolution {
-                approved: decision.approved,
-                note: decision.note.filter(|n| !n.trim().is_empty()),
-                remember,
-                answer,
-                by: decision.by.unwrap_or_else(|| "user".to_owned()),
-            },
-        };
-        let mut state = state;
-        self.append_events(&mut state, vec![event], Vec::new())
-            .await?;
-        Ok((claim, state))
-    }
-
-    /// Continues an unfinished run that nothing executes and that waits for nobody
-    /// (after a crash or a shutdown, or after decisions recorded elsewhere).
-    /// Returns whether it started executing.
-    pub async fn continue_run(&self, run: RunId) -> Result<bool> {
-        let claim = self.claim(run)?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let plain = replay(run, &records, None)?;
-        if plain.end().is_some() || !plain.waiting().is_empty() {
-            return Ok(false);
-        }
-        let agent = self.agent_of(&plain)?;
-        let state = replay(run, &records, Some(&agent))?;
-        self.spawn(Driver::new(self.clone(), agent, state, claim));
-        Ok(true)
     }
 
     /// Resumes every run a crash or shutdown interrupted. Call it at start-up, after
@@ -669,32 +345,6 @@ impl Keel {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Claims the run, waiting a moment if it is just suspending: a driver publishes
-    /// the event that suspends the run an instant before it lets go of it, and a
-    /// quick answer must not fail for that.
-    async fn claim_when_idle(&self, run: RunId) -> Result<Claim> {
-        let mut rx = self.subscribe(run);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            match self.claim(run) {
-                Err(Error::Busy(_)) => {
-                    let idle = async {
-                        loop {
-                            match rx.recv().await {
-                                Ok(Live::Idle) | Err(broadcast::error::RecvError::Closed) => break,
-                                _ => {}
-                            }
-                        }
-                    };
-                    if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                        return Err(Error::Busy(run));
-                    }
-                }
-                other => return other,
-            }
-        }
-    }
-
     pub(crate) fn claim(&self, run: RunId) -> Result<Claim> {
         let mut active = self.lock_active();
         if active.contains_key(&run) {
@@ -725,26 +375,6 @@ impl Keel {
         }
     }
 
-    /// Records why a run's driver stopped, and tells subscribers.
-    pub(crate) fn report_fault(&self, run: RunId, reason: &str) {
-        let reason: Arc<str> = Arc::from(reason);
-        self.inner
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run, reason.clone());
-        self.publish(run, Live::Fault(reason));
-    }
-
-    fn fault(&self, run: RunId) -> Option<Arc<str>> {
-        self.inner
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&run)
-            .cloned()
-    }
-
     fn spawn(&self, driver: Driver) {
         self.inner
             .faults
@@ -755,28 +385,6 @@ impl Keel {
             // The driver reports its own failure to subscribers.
             let _ = driver.run().await;
         });
-    }
-
-    fn subscribe(&self, run: RunId) -> broadcast::Receiver<Live> {
-        let mut hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
-        hubs.entry(run)
-            .or_insert_with(|| broadcast::channel(HUB_CAPACITY).0)
-            .subscribe()
-    }
-
-    pub(crate) fn publish(&self, run: RunId, live: Live) {
-        let hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = hubs.get(&run) {
-            // An error only means nobody listens right now.
-            let _ = sender.send(live);
-        }
-    }
-
-    fn drop_idle_hub(&self, run: RunId) {
-        let mut hubs = self.inner.hubs.lock().unwrap_or_else(|p| p.into_inner());
-        if hubs.get(&run).is_some_and(|s| s.receiver_count() == 0) {
-            hubs.remove(&run);
-        }
     }
 
     /// Appends events to a run whose state is `state`, applying them, durably.
@@ -866,33 +474,6 @@ impl Keel {
             thinking: None,
         })
     }
-
-    /// Streams the runs' live events to subscribers as they happen: used by the
-    /// driver for text deltas.
-    pub(crate) fn delta_sink(
-        &self,
-        run: RunId,
-        turn: Turn,
-    ) -> impl Fn(Delta) + Send + Sync + use<> {
-        let keel = self.clone();
-        move |delta| keel.publish(run, Live::Delta(turn, delta))
-    }
-}
-
-/// The steps a state waits at.
-pub(crate) fn pending_steps(state: &RunState) -> Vec<PendingStep> {
-    state
-        .waiting()
-        .into_iter()
-        .filter_map(|(step, call)| {
-            Some(PendingStep {
-                step: step.clone(),
-                call: call.id,
-                tool: call.name.clone(),
-                form: call.form.clone()?,
-            })
-        })
-        .collect()
 }
 
 /// The provider agents get when none was configured: every call fails with a clear
