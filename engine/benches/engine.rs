@@ -277,11 +277,14 @@ fn main() {
         };
         let keel = Keel::new(SledStore::open(&dir).unwrap());
         keel.register(long.clone());
+        let start = Instant::now();
         let events = keel.store().read(run, Seq::ZERO).await.unwrap().len();
+        let read = start.elapsed().as_secs_f64() * 1e3;
         let start = Instant::now();
         let report = keel.replay(run).await.unwrap();
         let load = start.elapsed().as_secs_f64() * 1e3;
         assert!(report.verdict.is_ok());
+        println!("read a {events}-event run from sled          {read:>9.2} ms");
         let step = keel.state(run).await.unwrap().waiting()[0].0.clone();
         let start = Instant::now();
         keel.resume(run, &step, Decision::approve()).await.unwrap();

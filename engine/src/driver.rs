@@ -14,19 +14,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
-use keel_providers::LlmProvider;
+use keel_providers::{LlmProvider, Request};
 use keel_storage::{BlobHash, Seq, Timestamp};
 use keel_tools::{Approval, ApprovalForm, CallContext, FormContext, ToolOutput, approval_digest};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::codec::encode;
+use crate::conversation::Conversation;
 use crate::decide::{Action, decide};
 use crate::error::Result;
 use crate::event::{Event, FinishKind, Stamped, Text};
 use crate::ids::{CallId, StepKey, Turn};
 use crate::runtime::{Claim, Keel};
-use crate::state::RunState;
+use crate::state::{CallPhase, RunState};
 
 /// How long a cancelled tool call gets to stop on its own before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_secs(5);
@@ -48,6 +49,8 @@ pub(crate) struct Driver {
     committed: Seq,
     /// Texts of the blobs this run referenced, for building requests.
     blobs: HashMap<BlobHash, String>,
+    /// The conversation sent to the model, kept up to date incrementally.
+    conversation: Conversation,
     cancel: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
     _claim: Claim,
@@ -64,6 +67,7 @@ impl Driver {
             pending: Vec::new(),
             pending_blobs: Vec::new(),
             blobs: HashMap::new(),
+            conversation: Conversation::new(),
             cancel,
             reason,
             _claim: claim,
@@ -190,10 +194,7 @@ impl Driver {
             request_digest: digest,
         })?;
         self.commit().await?;
-        let request = self
-            .keel
-            .build_request(&self.agent, &self.state, &mut self.blobs)
-            .await?;
+        let request = self.request().await?;
         let sink = self.keel.delta_sink(self.state.run(), turn);
         let provider = self.agent.provider().clone();
         let cancel = self.cancel.clone();
@@ -326,6 +327,41 @@ impl Driver {
             return Ok(Flow::Stop);
         }
         Ok(Flow::Continue)
+    }
+
+    /// The request for the next LLM call: the conversation brought up to date (its
+    /// new tool outputs read from the blob space where stored there).
+    async fn request(&mut self) -> Result<Request> {
+        let new_turns = self.conversation.pending_turn();
+        for turn in self.state.turns().iter().skip(new_turns) {
+            for call in &turn.calls {
+                if let CallPhase::Finished {
+                    output: text @ Text::Blob { hash, .. },
+                    ..
+                } = &call.phase
+                    && !self.blobs.contains_key(hash)
+                {
+                    let resolved = self.keel.text(text).await?;
+                    self.blobs.insert(*hash, resolved);
+                }
+            }
+        }
+        let blobs = &self.blobs;
+        let messages = self.conversation.sync(&self.state, &|text| match text {
+            Text::Inline(s) => s.clone(),
+            Text::Blob { hash, .. } => blobs.get(hash).cloned().unwrap_or_default(),
+        });
+        let system = self.agent.system_prompt();
+        Ok(Request {
+            model: self.agent.model().to_owned(),
+            system: (!system.is_empty()).then(|| system.to_owned()),
+            messages,
+            tools: self.agent.tool_definitions().to_vec(),
+            max_tokens: self.agent.limits().max_tokens_per_call,
+            temperature: self.agent.limits().temperature,
+            stop_sequences: Vec::new(),
+            thinking: None,
+        })
     }
 
     /// The form to show when asking again about a call a crash interrupted.

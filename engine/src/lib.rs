@@ -42,6 +42,7 @@
 mod agent;
 mod ask_user;
 pub mod codec;
+mod conversation;
 mod decide;
 mod decision;
 mod driver;
@@ -56,6 +57,7 @@ mod stream;
 pub use agent::{Agent, AgentBuilder, Limits, StopCondition};
 pub use ask_user::{ASK_USER, AskUser, AskUserArgs, FieldArg, validate_answer};
 pub use codec::{DecodeError, DecodeErrorKind, EncodeError, FORMAT_VERSION, decode, encode};
+pub use conversation::Conversation;
 pub use decide::{Action, check_agent, check_recorded, decide, interrupted_message};
 pub use decision::{Decision, PendingStep, RunOutcome};
 pub use error::{Error, NonDeterminism, Result};

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use keel_providers::{ContentBlock, Json, Message, Response, Role, Usage};
+use keel_providers::{Json, Message, Response, Usage};
 use keel_storage::{RunId, RunStatus, RunSummary, Seq, Timestamp};
 use keel_tools::{AllowRule, ApprovalForm, FormContext};
 
@@ -150,6 +150,10 @@ pub struct RunState {
     end: Option<RunEnd>,
     usage: Usage,
     chain: [u8; 32],
+    /// Kept as the log is folded, so a summary costs O(1) per append.
+    responses: u32,
+    waiting: u32,
+    title: String,
 }
 
 impl RunState {
@@ -166,6 +170,9 @@ impl RunState {
             end: None,
             usage: Usage::default(),
             chain: *blake3::hash(b"keel-conversation-v1").as_bytes(),
+            responses: 0,
+            waiting: 0,
+            title: String::new(),
         }
     }
 
@@ -211,7 +218,7 @@ impl RunState {
 
     /// How many LLM responses were recorded.
     pub fn responses(&self) -> u32 {
-        self.turns.iter().filter(|t| t.response.is_some()).count() as u32
+        self.responses
     }
 
     /// Whether a call of `name` ran in the latest turn.
@@ -263,7 +270,7 @@ impl RunState {
             Some(RunEnd::Completed { .. }) => RunStatus::Completed,
             Some(RunEnd::Failed { .. }) => RunStatus::Failed,
             Some(RunEnd::Cancelled { .. }) => RunStatus::Cancelled,
-            None if !self.waiting().is_empty() => RunStatus::Suspended,
+            None if self.waiting > 0 => RunStatus::Suspended,
             None => RunStatus::Running,
         }
     }
@@ -271,7 +278,7 @@ impl RunState {
     /// The summary to store with the next append.
     pub fn summary(&self) -> RunSummary {
         let (agent, title, parent) = match &self.started {
-            Some(s) => (s.agent.id.clone(), preview(&s.input), s.parent),
+            Some(s) => (s.agent.id.clone(), self.title.clone(), s.parent),
             None => (String::new(), String::new(), None),
         };
         RunSummary {
@@ -317,42 +324,8 @@ impl RunState {
     /// Turns whose tool calls are not all finished contribute the assistant message
     /// but no results yet.
     pub fn messages(&self, blob: &dyn Fn(&Text) -> String) -> Vec<Message> {
-        let mut messages = Vec::with_capacity(self.turns.len() * 2 + 1);
-        if let Some(s) = &self.started {
-            messages.push(Message::user(s.input.clone()));
-        }
-        for turn in &self.turns {
-            let Some(response) = &turn.response else {
-                continue;
-            };
-            if !response.content.is_empty() {
-                messages.push(Message {
-                    role: Role::Assistant,
-                    content: response.content.clone(),
-                });
-            }
-            if !turn.calls.is_empty() && turn.calls_finished() {
-                let results = turn
-                    .calls
-                    .iter()
-                    .filter_map(|c| match &c.phase {
-                        CallPhase::Finished {
-                            output, is_error, ..
-                        } => Some(ContentBlock::ToolResult {
-                            tool_use_id: c.tool_use_id.clone(),
-                            content: blob(output),
-                            is_error: *is_error,
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                messages.push(Message {
-                    role: Role::User,
-                    content: results,
-                });
-            }
-        }
-        messages
+        let messages = crate::conversation::Conversation::new().sync(self, blob);
+        Arc::try_unwrap(messages).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// Applies the next event. Fails if the event does not fit the history (a
@@ -380,6 +353,7 @@ impl RunState {
                     return Err(bad("a single run_started event, at seq 0"));
                 }
                 self.chain_message(b"user", started.input.as_bytes());
+                self.title = preview(&started.input);
                 self.started = Some(Arc::new((**started).clone()));
                 self.created_at = stamped.at;
             }
@@ -431,6 +405,7 @@ impl RunState {
                     .collect();
                 t.response = Some(Arc::new((**response).clone()));
                 t.latency_ms = *latency_ms;
+                self.responses += 1;
                 self.usage.add(&response.usage);
                 let content = postcard::to_allocvec(&response.content).unwrap_or_default();
                 self.chain_message(b"assistant", &content);
@@ -448,6 +423,7 @@ impl RunState {
                 c.asks += 1;
                 c.phase = CallPhase::Waiting { step: step.clone() };
                 c.form = Some(Arc::new((**form).clone()));
+                self.waiting += 1;
             }
             Event::ApprovalResolved {
                 call,
@@ -470,6 +446,7 @@ impl RunState {
                     (true, false) => CallPhase::Approved,
                 };
                 c.resolutions.push((step.clone(), resolution.clone()));
+                self.waiting -= 1;
                 if let Some(rule) = &resolution.remember
                     && !self.rules.contains(rule)
                 {

@@ -5,6 +5,8 @@
 //! serde features a non-self-describing codec cannot carry (internally tagged enums,
 //! `flatten`, skipped fields). Arbitrary JSON is a [`Json`].
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::json::Json;
@@ -124,8 +126,9 @@ pub struct Request {
     pub model: String,
     /// The system prompt.
     pub system: Option<String>,
-    /// The conversation so far.
-    pub messages: Vec<Message>,
+    /// The conversation so far. Shared, not copied: a runtime appends to its own
+    /// conversation between calls and hands each call a reference to it.
+    pub messages: Arc<Vec<Message>>,
     /// The tools the model may call.
     pub tools: Vec<ToolDefinition>,
     /// The most tokens to generate.
@@ -144,7 +147,7 @@ impl Request {
         Self {
             model: model.into(),
             system: None,
-            messages,
+            messages: Arc::new(messages),
             tools: Vec::new(),
             max_tokens: 4096,
             temperature: None,

@@ -4,7 +4,9 @@ use keel_storage::RunId;
 use tokio::sync::broadcast;
 
 use super::{Claim, Keel};
+use crate::agent::Agent;
 use crate::ask_user::validate_answer;
+use crate::codec::decode;
 use crate::decision::Decision;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
@@ -19,12 +21,10 @@ impl Keel {
     /// Records a person's decision at `step`, durably, and continues the run in this
     /// process. Returns once the decision is durable.
     pub async fn resume(&self, run: RunId, step: &StepKey, decision: Decision) -> Result<()> {
-        let (claim, state) = self.record_decision_claimed(run, step, decision).await?;
-        let agent = self.agent_of(&state)?;
-        // The log was folded without checks to record the decision; continuing
-        // requires the full determinism check.
-        let records = self.read_log(run).await?;
-        let state = replay(run, &records, Some(&agent))?;
+        let (claim, state, agent) = self
+            .record_decision_claimed(run, step, decision, true)
+            .await?;
+        let agent = agent.ok_or_else(|| self.unknown_agent(&state))?;
         self.spawn(Driver::new(self.clone(), agent, state, claim));
         Ok(())
     }
@@ -37,23 +37,23 @@ impl Keel {
         step: &StepKey,
         decision: Decision,
     ) -> Result<()> {
-        self.record_decision_claimed(run, step, decision)
+        self.record_decision_claimed(run, step, decision, false)
             .await
             .map(|_| ())
     }
 
+    /// Records the decision; with `check`, the log is folded under the determinism
+    /// check against the run's agent (which must be registered), so the state can go
+    /// straight to a driver.
     async fn record_decision_claimed(
         &self,
         run: RunId,
         step: &StepKey,
         decision: Decision,
-    ) -> Result<(Claim, RunState)> {
+        check: bool,
+    ) -> Result<(Claim, RunState, Option<Agent>)> {
         let claim = self.claim_when_idle(run).await?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let state = replay(run, &records, None)?;
+        let (state, agent) = self.load(run, check).await?;
         if state.end().is_some() {
             return Err(Error::Ended {
                 run,
@@ -112,7 +112,10 @@ impl Keel {
             (_, false) => None,
         };
         let remember = if decision.always && decision.approved && !call.is_question() {
-            let agent = self.agent_of(&state)?;
+            let agent = match &agent {
+                Some(agent) => agent.clone(),
+                None => self.agent_of(&state)?,
+            };
             let tool = agent.tools().get(&call.name).ok_or_else(|| {
                 Error::InvalidAnswer(format!("the agent has no tool `{}`", call.name))
             })?;
@@ -137,7 +140,7 @@ impl Keel {
         let mut state = state;
         self.append_events(&mut state, vec![event], Vec::new())
             .await?;
-        Ok((claim, state))
+        Ok((claim, state, agent))
     }
 
     /// Continues an unfinished run that nothing executes and that waits for nobody
@@ -145,18 +148,37 @@ impl Keel {
     /// Returns whether it started executing.
     pub async fn continue_run(&self, run: RunId) -> Result<bool> {
         let claim = self.claim(run)?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let plain = replay(run, &records, None)?;
-        if plain.end().is_some() || !plain.waiting().is_empty() {
+        let (state, agent) = self.load(run, true).await?;
+        if state.end().is_some() || !state.waiting().is_empty() {
             return Ok(false);
         }
-        let agent = self.agent_of(&plain)?;
-        let state = replay(run, &records, Some(&agent))?;
+        let agent = agent.ok_or_else(|| self.unknown_agent(&state))?;
         self.spawn(Driver::new(self.clone(), agent, state, claim));
         Ok(true)
+    }
+
+    /// Reads and folds a run's log in one pass. With `check`, and the run's agent
+    /// registered, the fold checks determinism against it and the agent is returned:
+    /// the state is then fit for a driver.
+    async fn load(&self, run: RunId, check: bool) -> Result<(RunState, Option<Agent>)> {
+        let records = self.read_log(run).await?;
+        let first = records.first().ok_or(Error::UnknownRun(run))?;
+        let agent = match decode(run, first.seq, &first.bytes)?.event {
+            Event::RunStarted(started) if check => self.agent(&started.agent.id),
+            _ => None,
+        };
+        let state = replay(run, &records, agent.as_ref())?;
+        Ok((state, agent))
+    }
+
+    fn unknown_agent(&self, state: &RunState) -> Error {
+        Error::UnknownAgent {
+            run: state.run(),
+            agent: state
+                .started()
+                .map(|s| s.agent.id.clone())
+                .unwrap_or_default(),
+        }
     }
 
     /// Claims the run, waiting a moment if it is just suspending: a driver publishes

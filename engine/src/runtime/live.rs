@@ -116,14 +116,20 @@ impl Keel {
             return Err(Error::UnknownRun(run));
         }
         let mut state = replay(run, &records, None)?;
+        // Whether the log must be read again to be up to date (a gap or lag in the
+        // notifications); otherwise the notified records are applied as they come.
+        let mut behind = false;
         loop {
             // Whether a driver holds the run is read before catching up with the log:
             // a driver makes everything it writes durable before it lets go, so a
             // read after seeing it gone sees all of it.
             let active = self.is_active(run);
-            for record in self.inner.store.read(run, state.next_seq()).await? {
-                let stamped = decode(run, record.seq, &record.bytes)?;
-                state.apply(record.seq, &stamped)?;
+            if behind || !active {
+                for record in self.inner.store.read(run, state.next_seq()).await? {
+                    let stamped = decode(run, record.seq, &record.bytes)?;
+                    state.apply(record.seq, &stamped)?;
+                }
+                behind = false;
             }
             if let Some(end) = state.end() {
                 return Ok(match end.clone() {
@@ -158,10 +164,26 @@ impl Keel {
                             reason: reason.to_string(),
                         });
                     }
-                    Ok(Live::Records(_) | Live::Idle)
-                    | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(Live::Records(records)) => {
+                        let known = state.next_seq();
+                        for record in records.iter().filter(|r| r.seq >= known) {
+                            if record.seq != state.next_seq() {
+                                behind = true;
+                                break;
+                            }
+                            let stamped = decode(run, record.seq, &record.bytes)?;
+                            state.apply(record.seq, &stamped)?;
+                        }
+                        break;
+                    }
+                    Ok(Live::Idle) => break,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        behind = true;
+                        break;
+                    }
                     Err(broadcast::error::RecvError::Closed) => {
                         rx = self.subscribe(run);
+                        behind = true;
                         break;
                     }
                 }

@@ -24,8 +24,8 @@ use crate::codec::{decode, encode};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::event::{Event, RunStarted, Stamped, Text};
-use crate::replay::{ReplayReport, check_events, replay, replay_events};
-use crate::state::{CallPhase, RunState};
+use crate::replay::{ReplayReport, check_events, replay};
+use crate::state::RunState;
 
 struct ActiveRun {
     cancel: CancellationToken,
@@ -202,11 +202,14 @@ impl Keel {
     /// produce exactly that log.
     pub async fn replay(&self, run: RunId) -> Result<ReplayReport> {
         let events = self.read_events(run).await?;
-        if events.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let plain = replay_events(run, events.iter().map(|(s, e)| (*s, e)), None)?;
-        let agent = self.agent_of(&plain)?;
+        let agent_id = match events.first().map(|(_, e)| &e.event) {
+            Some(Event::RunStarted(started)) => started.agent.id.clone(),
+            _ => return Err(Error::UnknownRun(run)),
+        };
+        let agent = self.agent(&agent_id).ok_or(Error::UnknownAgent {
+            run,
+            agent: agent_id,
+        })?;
         check_events(run, &events, &agent)
     }
 
@@ -436,43 +439,6 @@ impl Keel {
             }
             Err(conflict) => Err(Error::Conflict(conflict)),
         }
-    }
-
-    /// Builds the request for the next LLM call from the run's state.
-    pub(crate) async fn build_request(
-        &self,
-        agent: &Agent,
-        state: &RunState,
-        blobs: &mut HashMap<keel_storage::BlobHash, String>,
-    ) -> Result<Request> {
-        for turn in state.turns() {
-            for call in &turn.calls {
-                if let CallPhase::Finished {
-                    output: text @ Text::Blob { hash, .. },
-                    ..
-                } = &call.phase
-                    && !blobs.contains_key(hash)
-                {
-                    let resolved = self.text(text).await?;
-                    blobs.insert(*hash, resolved);
-                }
-            }
-        }
-        let messages = state.messages(&|text| match text {
-            Text::Inline(s) => s.clone(),
-            Text::Blob { hash, .. } => blobs.get(hash).cloned().unwrap_or_default(),
-        });
-        let system = agent.system_prompt();
-        Ok(Request {
-            model: agent.model().to_owned(),
-            system: (!system.is_empty()).then(|| system.to_owned()),
-            messages,
-            tools: agent.tool_definitions().to_vec(),
-            max_tokens: agent.limits().max_tokens_per_call,
-            temperature: agent.limits().temperature,
-            stop_sequences: Vec::new(),
-            thinking: None,
-        })
     }
 }
 

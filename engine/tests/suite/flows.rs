@@ -530,3 +530,43 @@ async fn stop_conditions_end_the_run() {
         RunOutcome::Completed { stopped_by: Some(s), .. } if s == "executed_tool(look)"
     ));
 }
+
+#[tokio::test]
+async fn every_request_is_a_prefix_of_the_conversation_derived_from_the_log() {
+    let effects = Effects::default();
+    let provider = Scripted::new(vec![
+        call("one", &[("look", json!({"key": "a", "size": 20000}))]),
+        call(
+            "two",
+            &[("look", json!({"key": "b"})), ("look", json!({"key": "c"}))],
+        ),
+        say("done"),
+    ]);
+    let agent = agent(provider.clone(), &effects, "p");
+    let keel = Keel::new(MemoryStore::new());
+    let run = keel.invoke(&agent, "go").await.unwrap();
+    assert!(matches!(
+        run.result().await.unwrap(),
+        RunOutcome::Completed { .. }
+    ));
+    let state = keel.state(run.id()).await.unwrap();
+    // The 20 KB output went to the blob space; the requests carried its text.
+    let mut blobs = std::collections::HashMap::new();
+    for turn in state.turns() {
+        for call in &turn.calls {
+            if let keel_engine::CallPhase::Finished { output, .. } = &call.phase {
+                blobs.insert(format!("{output:?}"), keel.text(output).await.unwrap());
+            }
+        }
+    }
+    let full = state.messages(&|t| blobs[&format!("{t:?}")].clone());
+    let requests = provider.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    for request in &requests {
+        assert_eq!(request.messages[..], full[..request.messages.len()]);
+    }
+    assert!(matches!(
+        &requests[1].messages[2].content[0],
+        ContentBlock::ToolResult { content, .. } if content.len() >= 20000
+    ));
+}

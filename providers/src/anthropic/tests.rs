@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use serde_json::json;
@@ -214,11 +215,11 @@ fn thinking_signatures_unknown_blocks_events_and_reasons_are_kept() {
 
     // Sent back, every block is byte-for-byte what came in.
     let mut request = Request::new("claude-sonnet-4-5", vec![Message::user("hi")]);
-    request.messages.push(Message {
+    Arc::make_mut(&mut request.messages).push(Message {
         role: Role::Assistant,
         content: response.content.clone(),
     });
-    request.messages.push(Message::user("go on"));
+    Arc::make_mut(&mut request.messages).push(Message::user("go on"));
     let body = provider().request_body(&request);
     assert_eq!(
         body["messages"][1]["content"],
@@ -462,7 +463,7 @@ fn cache_breakpoints_mark_system_last_tool_latest_and_previous_user_message() {
     assert_eq!(body["temperature"], json!(0.5));
     assert_eq!(body["stop_sequences"], json!(["END"]));
 
-    request.messages.push(Message::user("next"));
+    Arc::make_mut(&mut request.messages).push(Message::user("next"));
     let body = provider().request_body(&request);
     let marked: Vec<usize> = body["messages"]
         .as_array()

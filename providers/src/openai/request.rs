@@ -63,7 +63,7 @@ fn messages(request: &Request) -> Vec<Value> {
     if let Some(system) = request.system.as_deref().filter(|s| !s.is_empty()) {
         out.push(json!({"role": "system", "content": system}));
     }
-    for message in &request.messages {
+    for message in request.messages.iter() {
         let mut text = String::new();
         let mut calls = Vec::new();
         for block in &message.content {

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use serde_json::json;
@@ -19,12 +20,12 @@ impl Recorder {
 }
 
 fn with_results(mut request: Request, response: &Response, results: &[(&str, bool)]) -> Request {
-    request.messages.push(Message {
+    Arc::make_mut(&mut request.messages).push(Message {
         role: Role::Assistant,
         content: response.content.clone(),
     });
     let ids: Vec<&str> = response.tool_uses().map(|(id, _, _)| id).collect();
-    request.messages.push(Message {
+    Arc::make_mut(&mut request.messages).push(Message {
         role: Role::User,
         content: ids
             .iter()

@@ -116,11 +116,11 @@ async fn a_second_turn_sends_thinking_back_unchanged_and_results_first() {
             .contains(&Delta::Thinking("I should call the tool — «météo».".into()))
     );
 
-    request.messages.push(Message {
+    std::sync::Arc::make_mut(&mut request.messages).push(Message {
         role: Role::Assistant,
         content: first.content.clone(),
     });
-    request.messages.push(Message {
+    std::sync::Arc::make_mut(&mut request.messages).push(Message {
         role: Role::User,
         content: vec![ContentBlock::ToolResult {
             tool_use_id: "toolu_9".into(),

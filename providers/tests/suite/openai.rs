@@ -84,11 +84,11 @@ async fn parallel_tool_calls_then_tool_messages_on_the_next_turn() {
     assert_eq!(first.stop_reason, StopReason::ToolUse);
     assert_eq!(first.usage.cache_read_input_tokens, 64);
 
-    request.messages.push(Message {
+    std::sync::Arc::make_mut(&mut request.messages).push(Message {
         role: Role::Assistant,
         content: first.content.clone(),
     });
-    request.messages.push(Message {
+    std::sync::Arc::make_mut(&mut request.messages).push(Message {
         role: Role::User,
         content: vec![
             ContentBlock::ToolResult {

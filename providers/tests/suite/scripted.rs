@@ -24,11 +24,11 @@ async fn a_script_file_plays_through_a_shared_provider() {
 
     let mut request = Request::new("m", vec![Message::user("what is the README about?")]);
     let first = provider.complete(&request, &|_| {}).await.unwrap();
-    request.messages.push(Message {
+    std::sync::Arc::make_mut(&mut request.messages).push(Message {
         role: Role::Assistant,
         content: first.content,
     });
-    request.messages.push(Message {
+    std::sync::Arc::make_mut(&mut request.messages).push(Message {
         role: Role::User,
         content: vec![ContentBlock::ToolResult {
             tool_use_id: "t1".into(),
