@@ -75,3 +75,19 @@ fn prompts_take_yes_no_with_feedback_and_always() {
         "always was recorded"
     );
 }
+
+#[test]
+fn ctrl_c_at_a_prompt_leaves_the_run_waiting_and_resumable() {
+    let project = Project::new(hello_script());
+    let mut p = spawn(&project, "run coding_agent write-it");
+    p.exp_string("Approve this operation?").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string("keel: interrupted").unwrap();
+    p.exp_eof().unwrap();
+    let runs = project.runs();
+    assert_eq!(runs[0]["status"], "suspended");
+    let run = runs[0]["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = project.run(&["resume", &run, "--approve-all"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Done: it printed Hello, world!"), "{out}");
+}

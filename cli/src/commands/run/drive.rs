@@ -91,6 +91,10 @@ pub async fn drive(backend: &mut Backend, run: RunId, from: Seq, session: &Sessi
                                 live.note("  -> answered from another terminal");
                                 continue;
                             }
+                            _ = tokio::signal::ctrl_c() => {
+                                eprintln!("\nkeel: interrupted; the run waits at step {step}: keel resume {run}");
+                                return Ok(130);
+                            }
                         }
                     } else {
                         live.pause();
