@@ -20,7 +20,8 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 
 use super::keys;
-use super::wal::{self, Op, Sealed, Wal};
+use super::segment::{self, Sealed, Wal};
+use super::wal::{self, Op};
 use crate::error::{Error, Result};
 use crate::id::{RunId, Seq};
 use crate::store::Record;
@@ -102,7 +103,6 @@ pub(crate) enum Applied {
 pub(crate) struct Shared {
     pub(crate) db: sled::Db,
     pub(crate) sled_dir: PathBuf,
-    pub(crate) segment_bytes: u64,
     pub(crate) state: Mutex<State>,
     /// Wakes the flusher when the queue gains a record or the store shuts down.
     pub(crate) work: Condvar,
@@ -136,7 +136,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     condvar.wait(guard).unwrap_or_else(|p| p.into_inner())
 }
 
@@ -321,7 +321,7 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<u64> {
     let mut dir = None;
     for segment in sealed.drain(..) {
         if segment.last_lsn <= applied {
-            wal::remove_if_present(&segment.path).map_err(Error::from_io)?;
+            segment::remove_if_present(&segment.path).map_err(Error::from_io)?;
             dir = segment.path.parent().map(Path::to_path_buf);
         } else {
             kept.push(segment);
@@ -331,7 +331,7 @@ pub(crate) fn checkpoint(shared: &Shared) -> Result<u64> {
     drop(sealed);
     // Not needed for safety (replay skips what sled has), only to free the names.
     if let Some(dir) = dir {
-        wal::sync_dir(&dir).map_err(Error::from_io)?;
+        segment::sync_dir(&dir).map_err(Error::from_io)?;
     }
     Ok(applied)
 }
@@ -354,7 +354,7 @@ fn sync_tree(dir: &Path) -> std::io::Result<()> {
             other => other?,
         }
     }
-    wal::sync_dir(dir)
+    segment::sync_dir(dir)
 }
 
 /// The flusher thread: runs until shutdown with an empty queue, then hands back the
@@ -376,6 +376,23 @@ pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
         framed.clear();
         for p in &group {
             wal::frame(&mut framed, p.lsn, &p.payload, p.payload_crc);
+        }
+        let first = group.first().map_or(last + 1, |p| p.lsn);
+        // Rotating here, before the write, keeps a segment within its zeroed space
+        // when a spare is ready; everything before `first` is durable.
+        match wal.make_room(framed.len() as u64, first) {
+            Ok(None) => {}
+            Ok(Some(sealed)) => {
+                lock(&shared.sealed).push(sealed);
+                lock(&shared.checkpoint_due).due = true;
+                shared.checkpoint_wake.notify_one();
+            }
+            Err(e) => {
+                let why = format!("starting a new write-ahead-log segment failed: {e}");
+                let waiters = group.into_iter().map(|p| p.done).collect();
+                poison(shared, waiters, |_| replicate(&e), &why);
+                continue;
+            }
         }
         let synced = wal.write(&framed).and_then(|()| wal.sync());
         #[cfg(test)]
@@ -402,19 +419,6 @@ pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
             backlog.records += applies.len();
             backlog.groups.push_back(applies);
             shared.backlog_changed.notify_all();
-        }
-        if wal.len() >= shared.segment_bytes {
-            match wal.rotate(last + 1) {
-                Ok(sealed) => {
-                    lock(&shared.sealed).push(sealed);
-                    lock(&shared.checkpoint_due).due = true;
-                    shared.checkpoint_wake.notify_one();
-                }
-                Err(e) => {
-                    let why = format!("starting a new write-ahead-log segment failed: {e}");
-                    poison(shared, Vec::new(), |_| replicate(&e), &why);
-                }
-            }
         }
     }
     let mut backlog = lock(&shared.backlog);

@@ -59,6 +59,7 @@ mod commit;
 mod keys;
 mod lock;
 mod open;
+mod segment;
 mod wal;
 
 use std::path::{Path, PathBuf};
@@ -71,7 +72,8 @@ use tokio::sync::oneshot;
 
 use self::commit::{Apply, KnownRun, Pending, Shared, State, sled_error};
 use self::lock::DirLock;
-use self::wal::{Op, Wal};
+use self::segment::{Spares, Wal};
+use self::wal::Op;
 use crate::error::{Error, Result};
 use crate::id::{BlobHash, RunId, Seq};
 use crate::store::{AppendResult, Batch, Conflict, EventStore, Record, RunInfo};
@@ -178,6 +180,8 @@ struct Inner {
     flusher: Option<JoinHandle<(Wal, u64)>>,
     applier: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
+    spares: Arc<Spares>,
+    preparer: Option<JoinHandle<()>>,
     // Dropped last: the directory stays ours until sled and the log are closed.
     _lock: DirLock,
 }

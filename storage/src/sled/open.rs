@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use super::commit::{self, Applied, Backlog, Shared, State, sled_error};
 use super::lock::DirLock;
-use super::wal::{self, Wal};
+use super::segment::{self, Spares, Wal};
+use super::wal;
 use super::{Inner, SledOptions, SledStore, keys};
 use crate::error::{Error, Result};
 use crate::watch::WatchHub;
@@ -24,7 +25,7 @@ impl SledStore {
         let sled_dir = dir.join("sled");
         std::fs::create_dir_all(&wal_dir).map_err(Error::from_io)?;
         let db = open_sled(&sled_dir, options.cache_capacity)?;
-        wal::sync_dir(&dir).map_err(Error::from_io)?;
+        segment::sync_dir(&dir).map_err(Error::from_io)?;
 
         let applied = match db.get(keys::APPLIED_LSN).map_err(sled_error)? {
             Some(v) => keys::decode_u64("applied log position", &v)?,
@@ -44,13 +45,15 @@ impl SledStore {
             );
         }
         let next_lsn = recovered.last_lsn.max(replay_last) + 1;
-        // Writing resumes in a fresh segment, never after a cut tail.
-        let wal = Wal::create(&wal_dir, next_lsn).map_err(Error::from_io)?;
+        // Writing resumes in a fresh segment, never after a cut tail: the spare kept
+        // by the last close if there is one.
+        let spares = Arc::new(Spares::open(&wal_dir).map_err(Error::from_io)?);
+        let wal = Wal::open(&wal_dir, next_lsn, options.segment_bytes, spares.clone())
+            .map_err(Error::from_io)?;
         let had_segments = !recovered.sealed.is_empty();
         let shared = Arc::new(Shared {
             db,
             sled_dir,
-            segment_bytes: options.segment_bytes,
             state: Mutex::new(State {
                 next_lsn,
                 ..State::default()
@@ -94,6 +97,13 @@ impl SledStore {
                 .spawn(move || commit::run_checkpointer(&shared))
                 .map_err(Error::from_io)?
         };
+        let preparer = {
+            let spares = spares.clone();
+            std::thread::Builder::new()
+                .name("keel-wal-prepare".into())
+                .spawn(move || segment::run_preparer(&spares))
+                .map_err(Error::from_io)?
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
@@ -102,6 +112,8 @@ impl SledStore {
                 flusher: Some(flusher),
                 applier: Some(applier),
                 checkpointer: Some(checkpointer),
+                spares,
+                preparer: Some(preparer),
                 _lock: lock,
             }),
         })
@@ -151,6 +163,11 @@ impl Drop for Inner {
             shared.checkpoint_wake.notify_all();
         }
         if let Some(h) = self.checkpointer.take() {
+            let _ = h.join();
+        }
+        // A spare being written is abandoned; a ready one stays for the next open.
+        self.spares.stop();
+        if let Some(h) = self.preparer.take() {
             let _ = h.join();
         }
         let poisoned = shared.lock().poisoned.is_some();

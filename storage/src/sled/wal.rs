@@ -3,7 +3,8 @@
 //! Each record is one atomic unit (an append, a delete, a blob put) expressed as
 //! blind writes to sled keys, so replaying a record twice is harmless. Records are
 //! numbered by a log sequence number (LSN), consecutive across segment files named
-//! after their first LSN (`wal/00000000000000000042.wal`).
+//! after their first LSN (`wal/00000000000000000042.wal`; how the files are written,
+//! pre-zeroed and sealed is in [`super::segment`]).
 //!
 //! Record layout (little-endian):
 //!
@@ -12,22 +13,37 @@
 //! ```
 //!
 //! `header_crc` covers the 16 bytes before it, `payload_crc` the payload (CRC-32,
-//! IEEE). A record that is short, fails a checksum or breaks the LSN sequence is a
-//! torn write: in the last segment it marks the end of the log and is cut off; in an
-//! earlier segment (which was fully synced before the next one was created) it is
-//! corruption and opening fails rather than dropping the records after it.
+//! IEEE). A header is never all zeros (LSNs start at 1), so zeros where a header
+//! should be are unwritten space.
+//!
+//! Where the records of a segment end, recovery finds one of:
+//! - the end of the file, or **zeros to the end of the file**: the segment's clean
+//!   end (the last segment is written over zeros prepared ahead);
+//! - a **torn** record: short, failing a checksum, breaking the LSN sequence, or
+//!   zeros followed by something else (a group whose pages reached the disk out of
+//!   order). None of its group was acknowledged: that group's `fdatasync` did not
+//!   return.
+//!
+//! In the last segment either one is the end of the log. Since writing resumes in a
+//! new segment, recovery trims what follows the last record (`ftruncate` +
+//! `fsync`) so the segment is sealed like any other; a last segment with no record
+//! at all is deleted (its name would be the next segment's). An earlier segment was
+//! trimmed to its last record and `fsync`ed before the next one's name became
+//! durable, so anything but the end of the file after its records — zeros
+//! included — is corruption, and opening fails rather than dropping the records
+//! after it.
 //!
 //! Payload: `count: u32`, then `count` ops, each a tag byte (1 put, 2 remove,
 //! 3 remove-prefix), a `u32` key length and the key, and for puts a `u32` value length
 //! and the value; or tag 4 (append events): the run (16 bytes), the first seq (`u64`),
 //! an event count (`u32`) and each event as a `u32` length and its bytes.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs::OpenOptions;
+use std::path::Path;
 
 use bytes::{Buf, Bytes};
 
+use super::segment::{Sealed, remove_if_present, sync_dir};
 use crate::error::{Error, Result};
 use crate::id::{RunId, Seq};
 
@@ -179,9 +195,12 @@ pub(crate) fn frame(out: &mut Vec<u8>, lsn: u64, payload: &[u8], payload_crc: u3
 }
 
 /// What `parse` found at an offset of a segment.
+#[derive(Debug)]
 enum Parsed {
     /// The segment ends exactly here.
     End,
+    /// Zeros from here to the end of the segment: space not written yet.
+    Zeros,
     /// A whole record with a valid checksum.
     Record {
         lsn: u64,
@@ -196,6 +215,14 @@ fn parse(data: &Bytes, pos: usize) -> Parsed {
     let rest = &data[pos..];
     if rest.is_empty() {
         return Parsed::End;
+    }
+    if rest[..rest.len().min(HEADER_LEN)].iter().all(|b| *b == 0) {
+        return match rest.iter().position(|b| *b != 0) {
+            None => Parsed::Zeros,
+            Some(at) => Parsed::Torn(format!(
+                "an unwritten header followed by data {at} bytes later"
+            )),
+        };
     }
     if rest.len() < HEADER_LEN {
         return Parsed::Torn(format!("a header cut short ({} bytes)", rest.len()));
@@ -221,107 +248,17 @@ fn parse(data: &Bytes, pos: usize) -> Parsed {
     }
 }
 
-/// A segment that is no longer written to, and the last LSN it holds.
-#[derive(Debug)]
-pub(crate) struct Sealed {
-    pub(crate) path: PathBuf,
-    pub(crate) last_lsn: u64,
-}
-
-/// The segment being written, owned by the flusher thread.
-#[derive(Debug)]
-pub(crate) struct Wal {
-    dir: PathBuf,
-    file: File,
-    path: PathBuf,
-    len: u64,
-}
-
-fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
-    dir.join(format!("{first_lsn:020}.wal"))
-}
-
-/// Makes a directory's entries (created, removed files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-impl Wal {
-    /// Creates the segment whose first record will be `first_lsn`, durably.
-    pub(crate) fn create(dir: &Path, first_lsn: u64) -> io::Result<Self> {
-        let path = segment_path(dir, first_lsn);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)?;
-        // fdatasync of a record covers the file's size but not its name.
-        sync_dir(dir)?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            file,
-            path,
-            len: 0,
-        })
-    }
-
-    /// Writes framed records at the end of the segment (not yet durable).
-    pub(crate) fn write(&mut self, framed: &[u8]) -> io::Result<()> {
-        self.file.write_all(framed)?;
-        self.len += framed.len() as u64;
-        Ok(())
-    }
-
-    /// Makes everything written so far durable: one `fdatasync`.
-    pub(crate) fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-
-    /// Bytes in the current segment.
-    pub(crate) fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Starts a new segment at `next_lsn` and returns the finished one, whose records
-    /// end at `next_lsn - 1`. Call only after a successful `sync`.
-    pub(crate) fn rotate(&mut self, next_lsn: u64) -> io::Result<Sealed> {
-        let next = Self::create(&self.dir, next_lsn)?;
-        let old = std::mem::replace(self, next);
-        Ok(Sealed {
-            path: old.path,
-            last_lsn: next_lsn.saturating_sub(1),
-        })
-    }
-
-    /// Closes the segment, deleting it if every record in it is at or below `applied`.
-    pub(crate) fn close(self, last_lsn: u64, applied: u64) -> io::Result<()> {
-        if last_lsn <= applied {
-            drop(self.file);
-            remove_if_present(&self.path)?;
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
-    }
-}
-
-/// Deletes a file, treating "already gone" as done.
-pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// The state of the log after replay.
 #[derive(Debug)]
 pub(crate) struct Recovered {
-    /// Every segment found, now sealed (writing resumes in a new segment).
+    /// Every segment that holds records, now sealed (writing resumes in a new
+    /// segment).
     pub(crate) sealed: Vec<Sealed>,
     /// The last LSN in the log or in sled, whichever is later.
     pub(crate) last_lsn: u64,
     /// How many records were applied to sled.
     pub(crate) replayed: u64,
-    /// Bytes cut off a torn tail, if any.
+    /// Bytes of a torn tail cut off, if any (a clean zero tail does not count).
     pub(crate) truncated: u64,
 }
 
@@ -333,7 +270,8 @@ fn wal_corrupt(detail: String) -> Error {
 }
 
 /// Reads every segment in `dir` in order and hands each record above `applied` to
-/// `apply`, checking that none is missing. Cuts a torn tail off the last segment.
+/// `apply`, checking that none is missing. Trims the last segment after its last
+/// record (a torn tail or unwritten zeros), or deletes it if it holds none.
 pub(crate) fn recover(
     dir: &Path,
     applied: u64,
@@ -361,6 +299,7 @@ pub(crate) fn recover(
     let mut truncated = 0;
     let count = segments.len();
     for (index, (first, path)) in segments.into_iter().enumerate() {
+        let is_last = index + 1 == count;
         if first > next_needed {
             return Err(wal_corrupt(format!(
                 "records {next_needed}..{first} are missing before {}",
@@ -370,9 +309,11 @@ pub(crate) fn recover(
         let data = Bytes::from(std::fs::read(&path).map_err(Error::from_io)?);
         let mut pos = 0;
         let mut lsn = first;
-        loop {
+        let end = loop {
             let torn = match parse(&data, pos) {
-                Parsed::End => break,
+                Parsed::End => break None,
+                Parsed::Zeros if is_last => break Some(None),
+                Parsed::Zeros => "zeros where a record or the end was expected".to_owned(),
                 Parsed::Record {
                     lsn: found,
                     payload,
@@ -395,25 +336,43 @@ pub(crate) fn recover(
                 }
                 Parsed::Torn(why) => why,
             };
-            if index + 1 < count {
+            if !is_last {
                 return Err(wal_corrupt(format!(
                     "{torn} at byte {pos} of {}, which is not the last segment",
                     path.display()
                 )));
             }
-            tracing::warn!(
+            break Some(Some(torn));
+        };
+        match &end {
+            Some(Some(torn)) => {
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset = pos,
+                    "cutting a torn write-ahead-log tail ({torn}); it was never acknowledged"
+                );
+                truncated = (data.len() - pos) as u64;
+            }
+            Some(None) => tracing::debug!(
                 segment = %path.display(),
                 offset = pos,
-                "cutting a torn write-ahead-log tail ({torn}); it was never acknowledged"
-            );
+                "trimming the unwritten zero tail of the last write-ahead-log segment"
+            ),
+            None => {}
+        }
+        if is_last && lsn == first {
+            // No record: nothing to keep, and the name is the next segment's.
+            remove_if_present(&path).map_err(Error::from_io)?;
+            sync_dir(dir).map_err(Error::from_io)?;
+            continue;
+        }
+        if end.is_some() {
             let file = OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(Error::from_io)?;
             file.set_len(pos as u64).map_err(Error::from_io)?;
             file.sync_all().map_err(Error::from_io)?;
-            truncated = (data.len() - pos) as u64;
-            break;
         }
         last_lsn = last_lsn.max(lsn.saturating_sub(1));
         sealed.push(Sealed {
@@ -430,106 +389,5 @@ pub(crate) fn recover(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ops() -> Vec<Op> {
-        vec![
-            Op::Put {
-                key: Bytes::from_static(b"k1"),
-                value: Bytes::from_static(b"value"),
-            },
-            Op::Remove {
-                key: Bytes::from_static(b"k2"),
-            },
-            Op::RemovePrefix {
-                prefix: Bytes::from_static(b"e"),
-            },
-            Op::Append {
-                run: RunId::from_bytes([7; 16]),
-                first: Seq(41),
-                events: vec![Bytes::new(), Bytes::from_static(b"an event")],
-            },
-        ]
-    }
-
-    #[test]
-    fn ops_round_trip_and_garbage_is_an_error() {
-        let payload = encode_ops(&ops());
-        assert_eq!(decode_ops(Bytes::from(payload.clone())).unwrap(), ops());
-        for cut in 0..payload.len() {
-            assert!(decode_ops(Bytes::copy_from_slice(&payload[..cut])).is_err());
-        }
-        let mut bad = payload.clone();
-        bad[4] = 9;
-        assert!(decode_ops(Bytes::from(bad)).is_err());
-    }
-
-    fn write_records(dir: &Path, first: u64, n: u64) -> Vec<u8> {
-        let mut buf = Vec::new();
-        for lsn in first..first + n {
-            let payload = encode_ops(&ops());
-            frame(&mut buf, lsn, &payload, crc32fast::hash(&payload));
-        }
-        let mut wal = Wal::create(dir, first).unwrap();
-        wal.write(&buf).unwrap();
-        wal.sync().unwrap();
-        buf
-    }
-
-    #[test]
-    fn recovery_replays_above_applied_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let buf = write_records(dir.path(), 1, 5);
-        let path = segment_path(dir.path(), 1);
-        // Tear the last record in every possible place.
-        let record = buf.len() / 5;
-        for cut in (buf.len() - record + 1)..buf.len() {
-            std::fs::write(&path, &buf[..cut]).unwrap();
-            let mut seen = Vec::new();
-            let r = recover(dir.path(), 2, |lsn, ops| {
-                assert_eq!(ops.len(), 4);
-                seen.push(lsn);
-                Ok(())
-            })
-            .unwrap();
-            assert_eq!(seen, vec![3, 4]);
-            assert_eq!(r.last_lsn, 4);
-            assert_eq!(r.truncated as usize, cut - (buf.len() - record));
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().len() as usize,
-                buf.len() - record
-            );
-        }
-    }
-
-    #[test]
-    fn a_flipped_bit_ends_the_log_and_a_gap_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut buf = write_records(dir.path(), 1, 3);
-        let path = segment_path(dir.path(), 1);
-        let last = buf.len() - 1;
-        buf[last] ^= 1;
-        std::fs::write(&path, &buf).unwrap();
-        let r = recover(dir.path(), 0, |_, _| Ok(())).unwrap();
-        assert_eq!(r.last_lsn, 2);
-
-        // A segment starting after what sled holds: records are missing.
-        let dir = tempfile::tempdir().unwrap();
-        write_records(dir.path(), 10, 1);
-        let err = recover(dir.path(), 5, |_, _| Ok(())).unwrap_err();
-        assert!(err.to_string().contains("missing"), "{err}");
-    }
-
-    #[test]
-    fn damage_in_an_earlier_segment_is_not_silently_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut buf = write_records(dir.path(), 1, 3);
-        write_records(dir.path(), 4, 3);
-        buf[30] ^= 0xff;
-        std::fs::write(segment_path(dir.path(), 1), &buf).unwrap();
-        let err = recover(dir.path(), 0, |_, _| Ok(())).unwrap_err();
-        assert!(matches!(err, Error::CorruptMeta { .. }), "{err}");
-        assert!(err.to_string().contains("not the last segment"), "{err}");
-    }
-}
+#[path = "wal_tests.rs"]
+mod tests;
