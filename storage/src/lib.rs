@@ -17,13 +17,16 @@
 //!
 //! - `append`, `put_blob` and `delete_run` return `Ok` only after the write-ahead-log
 //!   record carrying them was written and `fdatasync`ed, in a segment whose directory
-//!   entry was `fsync`ed when it was created. From then on it survives a process kill
-//!   and a power cut (on a drive that honours cache flushes).
+//!   entry was `fsync`ed before its first record (segments are written full of zeros
+//!   and `fsync`ed ahead of time, so that `fdatasync` has only data to flush). From
+//!   then on it survives a process kill and a power cut (on a drive that honours
+//!   cache flushes).
 //! - A batch is one checksummed record: after a crash it is there whole or not at all.
 //!   Records are recovered in log order, which is the order appends were checked and
 //!   acknowledged, so a recovered run is `0..n` with no gap and no torn event. A torn
-//!   tail is cut off at open; damage before the tail stops the open with
-//!   [`Error::CorruptMeta`] instead of dropping later records.
+//!   tail (or the unwritten zeros after the last record) is cut off at open; damage
+//!   before the tail stops the open with [`Error::CorruptMeta`] instead of dropping
+//!   later records.
 //! - Concurrent appends share one `fdatasync` (group commit).
 //! - Reads, `run_info`, `list_runs` and watches show only durable records, and every
 //!   record acknowledged before the call.

@@ -5,8 +5,10 @@
 //! ```text
 //! append ─▶ check expected seq, take LSN ─▶ queue
 //! flusher:  take the whole queue ─▶ one write + one fdatasync ─▶ wake its appenders
+//!           (a full segment is sealed and the spare renamed in first)
 //! applier:  write durable groups to sled ─▶ publish to watchers
 //! checkpointer (per sealed segment): sled flush + fsync of sled's files ─▶ delete covered segments
+//! preparer (when the segment is half full): write the next segment full of zeros ─▶ fsync (the spare)
 //! ```
 //!
 //! Durability comes from a write-ahead log of our own ([`wal`]) in front of sled, not
@@ -18,7 +20,10 @@
 //! (10–40 µs per write on two shared cores) would sit in every append's path. One
 //! `fdatasync` of our own log per group costs the floor itself; sled becomes an
 //! index written behind the log, off the appender's path, and checkpointed in the
-//! background.
+//! background. And since the log's segments are written full of zeros and `fsync`ed
+//! before they are used ([`segment`]), a group overwrites allocated blocks and its
+//! `fdatasync` has no file size to commit through the journal: less than the floor,
+//! which appends to a growing file.
 //!
 //! Invariants:
 //! - A record reaches sled only after it is durable in the log, so sled only ever
@@ -48,9 +53,11 @@
 //!
 //! `append`, `put_blob` and `delete_run` return `Ok` only after the record carrying
 //! them has been written to the write-ahead log and `fdatasync`ed (and the segment's
-//! directory entry `fsync`ed when the segment was created). A batch is one
-//! checksummed record: after a crash it is replayed whole or, if its write was torn,
-//! not at all; a torn record is never followed by an acknowledged one. Records are
+//! directory entry `fsync`ed before its first record; a pre-zeroed segment's zeros
+//! were `fsync`ed before that, and the previous segment's end before its name). A
+//! batch is one checksummed record: after a crash it is replayed whole or, if its
+//! write was torn, not at all; a torn record is never followed by an acknowledged
+//! one. Records are
 //! replayed in log order, which is the order in which appends were checked and
 //! acknowledged. A record is given up only once sled's copy of it has been
 //! `fsync`ed. Concurrent appends share one `fdatasync` (group commit).
@@ -137,8 +144,9 @@ impl SledOptions {
     }
 
     /// The size at which a write-ahead-log segment is sealed and a checkpoint of sled
-    /// starts (default 32 MiB). Smaller means shorter recovery and more frequent
-    /// checkpoints.
+    /// starts (default 32 MiB), and the largest size to which segments are written
+    /// full of zeros ahead of use (they start at 1 MiB and double). Smaller means
+    /// shorter recovery and more frequent checkpoints.
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes.max(1);
