@@ -6,6 +6,10 @@
 //! throughput point (default 3), `KEEL_BENCH_DIR` the directory to measure in
 //! (default: cargo's target tmp dir). `KEEL_BENCH_WRITERS=64` measures only that
 //! throughput point (for profiling).
+//!
+//! Besides the floor, two reference rows: the store's mechanism bare (overwriting a
+//! pre-zeroed file + `fdatasync`, what a group costs at least), and the round trip of
+//! the two thread hand-offs an append makes (to the flusher and back), without I/O.
 
 // A benchmark that cannot set itself up has nothing to report: failing loudly is right.
 #![allow(clippy::expect_used)]
@@ -70,17 +74,66 @@ impl Floor {
     }
 }
 
+/// The store's own mechanism, bare: overwrite ~200 bytes of a file written full of
+/// zeros and `fsync`ed beforehand, then `fdatasync` (no size to commit).
+struct Prezeroed {
+    file: std::fs::File,
+    offset: u64,
+    record: [u8; RECORD],
+}
+
+const PREZEROED_BYTES: u64 = 8 << 20;
+
+impl Prezeroed {
+    fn new(dir: &std::path::Path) -> Self {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("prezeroed.log"))
+            .expect("open the pre-zeroed file");
+        file.write_all(&vec![0u8; PREZEROED_BYTES as usize])
+            .expect("write zeros");
+        file.sync_all().expect("fsync");
+        Self {
+            file,
+            offset: 0,
+            record: [0x5a; RECORD],
+        }
+    }
+
+    /// One overwrite + `fdatasync`, in µs.
+    fn sample(&mut self) -> f64 {
+        use std::os::unix::fs::FileExt;
+        let start = Instant::now();
+        self.file
+            .write_all_at(&self.record, self.offset)
+            .expect("write");
+        self.file.sync_data().expect("fdatasync");
+        self.offset = (self.offset + RECORD as u64) % (PREZEROED_BYTES - RECORD as u64);
+        start.elapsed().as_secs_f64() * 1e6
+    }
+}
+
 /// One writer's durable append latency, interleaved sample by sample with the
-/// floor's (alternating which goes first), so both see the same disk: on a shared
-/// machine the disk's speed changes from second to second.
-async fn single_writer(store: &SledStore, floor: &mut Floor, n: u64) -> (Latency, Latency) {
+/// floor's and the bare mechanism's (alternating the order), so all see the same
+/// disk: on a shared machine the disk's speed changes from second to second.
+async fn single_writer(
+    store: &SledStore,
+    floor: &mut Floor,
+    bare: &mut Prezeroed,
+    n: u64,
+) -> [Latency; 3] {
     let run = RunId::new();
     let event = Bytes::from(vec![0x5au8; RECORD]);
     let mut floor_samples = Vec::with_capacity(n as usize);
+    let mut bare_samples = Vec::with_capacity(n as usize);
     let mut samples = Vec::with_capacity(n as usize);
     for i in 0..n {
         if i % 2 == 0 {
             floor_samples.push(floor.sample());
+            bare_samples.push(bare.sample());
         }
         let start = Instant::now();
         let next = store
@@ -90,10 +143,52 @@ async fn single_writer(store: &SledStore, floor: &mut Floor, n: u64) -> (Latency
         samples.push(start.elapsed().as_secs_f64() * 1e6);
         assert_eq!(next, Ok(Seq(i + 1)));
         if i % 2 == 1 {
+            bare_samples.push(bare.sample());
             floor_samples.push(floor.sample());
         }
     }
-    (summarize(floor_samples), summarize(samples))
+    [
+        summarize(floor_samples),
+        summarize(bare_samples),
+        summarize(samples),
+    ]
+}
+
+/// The round trip of the store's two thread hand-offs without I/O: wake a thread
+/// waiting on a condition variable, which answers through a tokio oneshot.
+async fn hand_off(n: usize) -> Latency {
+    use std::sync::{Condvar, Mutex};
+    type Slot = Mutex<(Option<tokio::sync::oneshot::Sender<()>>, bool)>;
+    let shared: Arc<(Slot, Condvar)> = Arc::new((Mutex::new((None, false)), Condvar::new()));
+    let thread = {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            let (slot, wake) = &*shared;
+            let mut guard = slot.lock().expect("lock");
+            loop {
+                if let Some(done) = guard.0.take() {
+                    let _ = done.send(());
+                }
+                if guard.1 {
+                    return;
+                }
+                guard = wake.wait(guard).expect("wait");
+            }
+        })
+    };
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let start = Instant::now();
+        shared.0.lock().expect("lock").0 = Some(done);
+        shared.1.notify_one();
+        wait.await.expect("answer");
+        samples.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    shared.0.lock().expect("lock").1 = true;
+    shared.1.notify_one();
+    thread.join().expect("hand-off thread");
+    summarize(samples)
 }
 
 /// Aggregate durable appends per second with `writers` concurrent writers, each on
@@ -154,10 +249,16 @@ fn main() {
         println!("sled store, {writers} concurrent writers: {rate:.0} appends/s");
         return;
     }
-    // Warm up both (first extents, sled's first pages) before measuring.
-    runtime.block_on(single_writer(&store, &mut floor, 300));
-    let (floor_latency, single) =
-        runtime.block_on(single_writer(&store, &mut floor, LATENCY_SAMPLES as u64));
+    let mut bare = Prezeroed::new(dir.path());
+    // Warm up (first extents, sled's first pages) before measuring.
+    runtime.block_on(single_writer(&store, &mut floor, &mut bare, 300));
+    let [floor_latency, bare_latency, single] = runtime.block_on(single_writer(
+        &store,
+        &mut floor,
+        &mut bare,
+        LATENCY_SAMPLES as u64,
+    ));
+    let hand_off_latency = runtime.block_on(hand_off(LATENCY_SAMPLES));
     let floor_mean = floor_latency.mean;
 
     println!(
@@ -179,7 +280,12 @@ fn main() {
         );
     };
     row("floor: file append + fdatasync", &floor_latency);
+    row("pre-zeroed file: overwrite + fdatasync", &bare_latency);
     row("sled store, one writer (interleaved)", &single);
+    row(
+        "thread hand-offs, no I/O (condvar+oneshot)",
+        &hand_off_latency,
+    );
 
     // Throughput, in two rounds. The shared disk's speed drifts between points, so
     // each point also measures the floor just before and after it, and is compared
@@ -221,6 +327,11 @@ fn main() {
         "targets: one writer ≤ 1.3× the floor's latency: {:.2}× by mean, {:.2}× by p50",
         single.mean / floor_mean,
         single.p50 / floor_latency.p50
+    );
+    println!(
+        "         (one writer ÷ its bare mechanism: {:.2}× by mean, {:.2}× by p50)",
+        single.mean / bare_latency.mean,
+        single.p50 / bare_latency.p50
     );
     println!(
         "         64 writers ≥ 10× one writer's appends/s: {:.2}× (per fdatasync), {:.2}× (raw)",

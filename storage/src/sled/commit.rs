@@ -383,9 +383,17 @@ pub(crate) fn run_flusher(shared: &Shared, mut wal: Wal) -> (Wal, u64) {
         match wal.make_room(framed.len() as u64, first) {
             Ok(None) => {}
             Ok(Some(sealed)) => {
-                lock(&shared.sealed).push(sealed);
-                lock(&shared.checkpoint_due).due = true;
-                shared.checkpoint_wake.notify_one();
+                let waiting = {
+                    let mut list = lock(&shared.sealed);
+                    list.push(sealed);
+                    list.iter().map(|s| s.bytes).sum::<u64>()
+                };
+                // Small segments (the first ones after an open) wait for company: a
+                // checkpoint flushes and syncs all of sled, whatever it frees.
+                if waiting * 2 >= wal.segment_bytes() {
+                    lock(&shared.checkpoint_due).due = true;
+                    shared.checkpoint_wake.notify_one();
+                }
             }
             Err(e) => {
                 let why = format!("starting a new write-ahead-log segment failed: {e}");
@@ -508,7 +516,8 @@ fn poison(
     }
 }
 
-/// The checkpointer thread: checkpoints whenever a segment was sealed, until stopped.
+/// The checkpointer thread: checkpoints whenever sealed segments holding half a
+/// segment's bytes wait, until stopped.
 pub(crate) fn run_checkpointer(shared: &Shared) {
     loop {
         {

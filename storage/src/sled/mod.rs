@@ -7,7 +7,7 @@
 //! flusher:  take the whole queue ─▶ one write + one fdatasync ─▶ wake its appenders
 //!           (a full segment is sealed and the spare renamed in first)
 //! applier:  write durable groups to sled ─▶ publish to watchers
-//! checkpointer (per sealed segment): sled flush + fsync of sled's files ─▶ delete covered segments
+//! checkpointer (sealed segments ≥ half a segment): sled flush + fsync of sled's files ─▶ delete covered segments
 //! preparer (when the segment is half full): write the next segment full of zeros ─▶ fsync (the spare)
 //! ```
 //!
@@ -143,10 +143,11 @@ impl SledOptions {
         self
     }
 
-    /// The size at which a write-ahead-log segment is sealed and a checkpoint of sled
-    /// starts (default 32 MiB), and the largest size to which segments are written
-    /// full of zeros ahead of use (they start at 1 MiB and double). Smaller means
-    /// shorter recovery and more frequent checkpoints.
+    /// The size at which a write-ahead-log segment is sealed (default 32 MiB); a
+    /// checkpoint of sled starts once sealed segments hold half of it. Also the
+    /// largest size to which segments are written full of zeros ahead of use (they
+    /// start at 1 MiB and double). Smaller means shorter recovery and more frequent
+    /// checkpoints.
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes.max(1);

@@ -36,7 +36,7 @@
 //!   segment has reached `segment_bytes` (then into a growing file if no spare is
 //!   ready). It never waits for a spare.
 //! - The next spare is requested once the active segment is half full (at once when
-//!   it grows by appending). Spares start at 1 MiB and double up to `segment_bytes`,
+//!   it grows by appending, as when a store without a spare opens). Spares start at 1 MiB and double up to `segment_bytes`,
 //!   so a store that writes little (a test, a short command) zeroes little.
 
 use std::fs::{File, OpenOptions};
@@ -78,6 +78,8 @@ pub(crate) fn remove_if_present(path: &Path) -> io::Result<()> {
 pub(crate) struct Sealed {
     pub(crate) path: PathBuf,
     pub(crate) last_lsn: u64,
+    /// Its size: the bytes of its records.
+    pub(crate) bytes: u64,
 }
 
 /// A zero-filled, `fsync`ed file at `wal/spare.zeroed`.
@@ -189,9 +191,14 @@ impl Wal {
             Some(spare) => Segment::from_spare(dir, spare, first_lsn)?,
             None => Segment::create(dir, first_lsn)?,
         };
+        let mut next_spare = spare_size(active.zeroed * 2, segment_bytes);
+        // Starting in a growing segment: have a spare ready by the first appends.
+        if active.zeroed == 0 && spares.request(next_spare) {
+            next_spare = spare_size(next_spare * 2, segment_bytes);
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
-            next_spare: spare_size(active.zeroed * 2, segment_bytes),
+            next_spare,
             active,
             segment_bytes,
             spares,
@@ -224,6 +231,7 @@ impl Wal {
         Ok(Some(Sealed {
             path: old.path,
             last_lsn: first_lsn.saturating_sub(1),
+            bytes: old.len,
         }))
     }
 
@@ -244,6 +252,11 @@ impl Wal {
     /// Makes everything written so far durable: one `fdatasync`.
     pub(crate) fn sync(&self) -> io::Result<()> {
         self.active.file.sync_data()
+    }
+
+    /// The size at which segments are sealed.
+    pub(crate) fn segment_bytes(&self) -> u64 {
+        self.segment_bytes
     }
 
     /// Closes the log. An active segment that was never written to is kept as the

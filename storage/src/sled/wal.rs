@@ -378,6 +378,7 @@ pub(crate) fn recover(
         sealed.push(Sealed {
             path,
             last_lsn: lsn.saturating_sub(1),
+            bytes: pos as u64,
         });
     }
     Ok(Recovered {
