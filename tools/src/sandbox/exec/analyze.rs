@@ -406,11 +406,10 @@ impl Walker<'_> {
 /// The text a word stands for, if the shell would not expand it: plain characters,
 /// single quotes, double quotes without `$` or backquotes, and backslash escapes.
 /// Glob characters, `~`, `$` and backquotes make a word not static, and so do
-/// braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone is literal.
+/// unquoted braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone, and
+/// braces inside quotes (`'{"a":1,"b":2}'`), are literal.
 pub(crate) fn static_word(raw: &str) -> Option<String> {
-    if (raw.contains('{') || raw.contains('}')) && (raw.contains(',') || raw.contains("..")) {
-        return None;
-    }
+    let mut unquoted_brace = false;
     let mut out = String::new();
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -446,8 +445,14 @@ pub(crate) fn static_word(raw: &str) -> Option<String> {
             '$' | '`' | '*' | '?' | '[' | ']' | '~' | '(' | ')' | '<' | '>' | '|' | '&' | ';'
             | '!' => return None,
             c if c.is_whitespace() => return None,
-            x => out.push(x),
+            x => {
+                unquoted_brace |= matches!(x, '{' | '}');
+                out.push(x);
+            }
         }
+    }
+    if unquoted_brace && (raw.contains(',') || raw.contains("..")) {
+        return None;
     }
     Some(out)
 }
@@ -468,6 +473,15 @@ mod tests {
             Some("--flag=x,y:z@1+2%".into())
         );
         assert_eq!(static_word("{}"), Some("{}".into()));
+        // Found by the `exec_policy` fuzz target: quoted braces are not expanded, so
+        // a JSON argument is a plain word.
+        assert_eq!(
+            static_word("'{\"a\":1,\"b\":2}'"),
+            Some("{\"a\":1,\"b\":2}".into())
+        );
+        assert_eq!(static_word("\"{a,b}\""), Some("{a,b}".into()));
+        assert_eq!(static_word("\\{a,b\\}"), Some("{a,b}".into()));
+        assert_eq!(static_word("'{'a,b}"), None);
         for dynamic in [
             "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "{1..3}", "~/x", "[ab]", "!x",
         ] {
