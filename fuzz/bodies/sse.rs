@@ -70,10 +70,26 @@ pub fn run(data: &[u8]) {
     bounded(data);
 }
 
-/// Byte by byte under a small limit: the parser buffers at most `SMALL_LIMIT` bytes of
-/// an unfinished line, so a longer run of bytes without a line ending must be refused,
-/// and no event it hands over may be larger than the limit.
+/// Under a small limit no event the parser hands over is larger than the limit, fed
+/// whole or byte by byte; and byte by byte it buffers at most `SMALL_LIMIT` bytes of
+/// an unfinished line, so a longer run of bytes without a line ending is refused.
 fn bounded(data: &[u8]) {
+    // Whole, the input is in memory already, but the data the parser assembles from
+    // it is still bounded.
+    let mut events = Vec::new();
+    if Parser::with_limit(SMALL_LIMIT)
+        .feed(data, &mut events)
+        .is_ok()
+    {
+        for e in &events {
+            assert!(
+                e.data.len() <= SMALL_LIMIT,
+                "fed whole, an event of {} bytes of data got past the limit of {SMALL_LIMIT}",
+                e.data.len()
+            );
+        }
+    }
+
     let mut parser = Parser::with_limit(SMALL_LIMIT);
     let mut out = Vec::new();
     let mut line = 0usize;

@@ -10,5 +10,5 @@ static POLICIES: OnceLock<Policies> = OnceLock::new();
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     POLICIES
         .get_or_init(|| Policies::new().unwrap_or_else(|e| panic!("the policies compile: {e}")))
-        .run(data)
+        .run(data, false)
 });
