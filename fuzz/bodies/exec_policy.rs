@@ -6,8 +6,9 @@
 //! - never a panic;
 //! - under `approval-always` nothing runs unasked, except what a person allowed
 //!   "always" — and that rule never lets a second command appended to the line run;
-//! - a command that runs a denied program is `Denied`, however it is quoted or
-//!   wherever it sits in the line, and is never `Allowed` in any composition;
+//! - a command that runs a denied program is `Denied`, however it is quoted (unless
+//!   the line nests too deeply to be parsed, when it needs a person), and is never
+//!   `Allowed` wherever it sits in the line;
 //! - under the allowlist, an independent, deliberately small POSIX lexer reads the
 //!   line: if it sees an unquoted `$`, backquote, `<`, `>`, `&`, `(`, glob character,
 //!   assignment or a control character, the line is never `Allowed`; if it reads the
@@ -133,7 +134,11 @@ impl Policies {
     /// and it has no comment (a `#` or a trailing backslash would swallow it).
     fn compositions(&self, input: &str, lexed: &Lexed, sample: Option<usize>) {
         let quoted = shell_quote(input);
-        let plain = !input.chars().any(char::is_control);
+        // The policy does not hand lines with more than 64 brackets or backquotes
+        // (quoted or not) to the parser, whose recursion the stack must bound: such
+        // a line needs a person. Only "never allowed" is promised for it.
+        let deep = input.chars().filter(|c| "([{`".contains(*c)).count() > 60;
+        let plain = !deep && !input.chars().any(char::is_control);
         // The input as the arguments of a denied program, quoted every way.
         let rms = ["rm", "/bin/rm", "\\rm", "'rm'", "\"rm\"", "r''m"];
         for rm in pick(&rms, sample) {
@@ -366,6 +371,10 @@ fn lex(line: &str) -> Lexed {
             '(' | ')' => return Lexed::Dangerous("a subshell or substitution"),
             '*' | '?' | '[' | ']' | '~' => return Lexed::Dangerous("a glob or `~`"),
             '{' | '}' | '!' => return Lexed::Unknown,
+            // The shell splits only at space, tab and newline, but a no-break or
+            // other Unicode space looks like one to a person: the policy never
+            // takes a word with one outside quotes as plain.
+            c if c.is_whitespace() => return Lexed::Dangerous("a Unicode space outside quotes"),
             '#' if word.is_none() => {
                 while chars.peek().is_some_and(|&c| c != '\n') {
                     chars.next();
