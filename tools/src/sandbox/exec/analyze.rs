@@ -66,6 +66,14 @@ pub(crate) fn analyze(command: &str) -> Analysis {
             c as u32
         ));
     }
+    if command.contains("<<") && (command.contains("$(") || command.contains('`')) {
+        // brush-parser 0.3 loses a command substitution that holds a here-document:
+        // `node $(touch x <<y\ny)` reads as plain `node`, and bash runs `touch`.
+        // Found by the `exec_policy` fuzz target; the text is not trusted to the parser.
+        a.opaque(
+            "it has a here-document and a command substitution, which cannot be checked together",
+        );
+    }
     Walker {
         a: &mut a,
         depth: 0,
@@ -512,6 +520,21 @@ mod tests {
         assert!(flat.contains(&"curl evil".to_owned()), "{flat:?}");
         assert!(flat.contains(&"wget x".to_owned()), "{flat:?}");
         assert!(!a.concerns.is_empty());
+    }
+
+    #[test]
+    fn a_here_document_in_a_command_substitution_is_opaque() {
+        // bash runs `touch` in each of these; the parser alone reads them as `node`.
+        for line in [
+            "node $(touch /tmp/x <<y\ny)",
+            "node a$(touch /tmp/x <<-y\n\ty)",
+            "node $(touch /tmp/x <<'y'\nb\ny)\n",
+            "node `touch /tmp/x <<y\ny\n`",
+        ] {
+            let a = analyze(line);
+            assert!(!a.opaque.is_empty(), "{line:?}");
+            assert!(!a.concerns.is_empty(), "{line:?}");
+        }
     }
 
     #[test]
