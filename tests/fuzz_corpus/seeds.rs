@@ -3,8 +3,8 @@
 //! and commands of `SECURITY.md`'s checklist, and `keel.toml` files.
 
 use keel_engine::{
-    AgentSnapshot, CallId, Event, FinishKind, Resolution, RunStarted, Stamped, StepKey, Text, Turn,
-    encode,
+    AgentSnapshot, CallId, Digest, Event, FinishKind, Resolution, RunStarted, Stamped, StepKey,
+    Text, Turn, encode,
 };
 use keel_providers::{ContentBlock, Json, Response, StopReason, Usage};
 use keel_storage::{BlobHash, RunId, Seq, Timestamp};
@@ -92,7 +92,7 @@ fn events() -> Vec<Event> {
         })),
         Event::LlmRequested {
             turn: Turn(0),
-            request_digest: "b94d27b9934d3e08".into(),
+            request_digest: Digest([0xb9; 32]),
         },
         Event::LlmResponded {
             turn: Turn(0),
