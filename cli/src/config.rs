@@ -195,6 +195,13 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, AgentSpec>> {
                 spec.provider
             );
         }
+        // TOML has `nan` and `inf`; JSON (how a spec reaches the store's owner, and
+        // how requests reach the provider) has neither, and would turn them into `null`.
+        if let Some(t) = spec.temperature
+            && !t.is_finite()
+        {
+            bail!("agent `{id}`: temperature must be a finite number, not `{t}`");
+        }
         spec.id = id.clone();
         agents.insert(id, spec);
     }
@@ -389,6 +396,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown provider `gemini`"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_temperatures_are_errors() {
+        // Found by the `keel_toml` fuzz target: `nan` reached the owner as `null`.
+        for t in ["nan", "+inf", "-inf"] {
+            let err = parse(&format!("[agents.a]\ntemperature = {t}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("temperature must be a finite number"), "{err}");
+        }
+        let agents = parse("[agents.a]\ntemperature = 0.5\n").unwrap();
+        assert_eq!(agents["a"].temperature, Some(0.5));
     }
 
     #[test]

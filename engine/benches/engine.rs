@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use keel_engine::{Agent, Decision, Keel, RunOutcome, replay};
+use keel_engine::{Agent, CallId, Decision, Keel, RunOutcome, StepKey, Turn, replay};
 use keel_providers::{
     ContentBlock, DeltaSink, Json, LlmProvider, Request, Response, Role, StopReason, Usage,
 };
@@ -142,6 +142,12 @@ async fn run_to_end(keel: &Keel, agent: &Agent) -> RunId {
     run.id()
 }
 
+/// This thread's CPU time, in seconds.
+fn cpu_secs() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -203,132 +209,180 @@ fn main() {
     let floor = floor_us(tmp.path(), 2000);
     println!("floor: write 200 B + fdatasync              {floor:>9.1} µs");
 
-    // 1. Per-turn durable overhead.
-    let turns = 400;
-    let per_turn = rt.block_on(async {
-        let dir = tmp.path().join("turns");
-        let keel = Keel::new(SledStore::open(&dir).unwrap());
-        let a = agent(turns, false);
-        run_to_end(&keel, &agent(5, false)).await; // warm up
-        let start = Instant::now();
-        run_to_end(&keel, &a).await;
-        start.elapsed().as_secs_f64() * 1e6 / (turns + 1) as f64
-    });
-    let per_turn_mem = rt.block_on(async {
-        let keel = Keel::new(MemoryStore::new());
-        let a = agent(turns, false);
-        let start = Instant::now();
-        run_to_end(&keel, &a).await;
-        start.elapsed().as_secs_f64() * 1e6 / (turns + 1) as f64
-    });
-    println!(
-        "per turn (LLM call + tool, sled, durable)   {per_turn:>9.1} µs  = {:.2}x the floor (target <= 2.5x)",
-        per_turn / floor
-    );
-    println!(
-        "per turn, same on the memory store           {per_turn_mem:>9.1} µs  (the engine's own cost)"
-    );
+    // `KEEL_BENCH_ONLY=turn|replay|resume|memory` runs one part (for profiling).
+    let only = std::env::var("KEEL_BENCH_ONLY").ok();
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+
+    // 1. Per-turn durable overhead. The shared disk's speed drifts from second to
+    //    second, so short runs alternate with floor measurements of similar length,
+    //    and the ratio is taken pair by pair.
+    if part("turn") {
+        let turns = 40;
+        let rounds = 15;
+        let mut ratios = Vec::new();
+        let mut per_turn_all = Vec::new();
+        let mut floor_all = Vec::new();
+        rt.block_on(async {
+            let dir = tmp.path().join("turns");
+            let keel = Keel::new(SledStore::open(&dir).unwrap());
+            let a = agent(turns, false);
+            run_to_end(&keel, &agent(5, false)).await; // warm up
+            for _ in 0..rounds {
+                let floor = floor_us(tmp.path(), 2 * turns);
+                let start = Instant::now();
+                run_to_end(&keel, &a).await;
+                let per_turn = start.elapsed().as_secs_f64() * 1e6 / (turns + 1) as f64;
+                ratios.push(per_turn / floor);
+                per_turn_all.push(per_turn);
+                floor_all.push(floor);
+            }
+        });
+        let per_turn_mem = rt.block_on(async {
+            let keel = Keel::new(MemoryStore::new());
+            let a = agent(400, false);
+            let start = Instant::now();
+            run_to_end(&keel, &a).await;
+            start.elapsed().as_secs_f64() * 1e6 / 401.0
+        });
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (lo, hi) = (
+            ratios.iter().copied().fold(f64::MAX, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
+        );
+        println!(
+            "per turn (LLM call + tool, sled, durable)   {:>9.1} µs  = {:.2}x the floor measured alongside, median of {rounds} pairs (range {lo:.2}-{hi:.2}; target <= 2.5x)",
+            median(&mut per_turn_all),
+            median(&mut ratios)
+        );
+        println!(
+            "  floor alongside (median)                   {:>9.1} µs",
+            median(&mut floor_all)
+        );
+        println!(
+            "per turn, same on the memory store           {per_turn_mem:>9.1} µs  (the engine's own cost, 400 turns)"
+        );
+    }
 
     // 2. Replay speed, on a long run's log.
-    let (records, agent_long) = rt.block_on(async {
-        let store = MemoryStore::new();
-        let keel = Keel::new(store.clone());
-        let a = agent(25_000, false);
-        let run = run_to_end(&keel, &a).await;
-        (store.read(run, Seq::ZERO).await.unwrap(), (a, run))
-    });
-    let (a, run) = agent_long;
-    let mut best_checked = f64::MAX;
-    let mut best_fold = f64::MAX;
-    for _ in 0..5 {
-        let start = Instant::now();
-        let state = replay(run, &records, Some(&a)).unwrap();
-        best_checked = best_checked.min(start.elapsed().as_secs_f64());
-        assert!(state.end().is_some());
-        let start = Instant::now();
-        replay(run, &records, None).unwrap();
-        best_fold = best_fold.min(start.elapsed().as_secs_f64());
+    if part("replay") {
+        let (records, agent_long) = rt.block_on(async {
+            let store = MemoryStore::new();
+            let keel = Keel::new(store.clone());
+            let a = agent(25_000, false);
+            let run = run_to_end(&keel, &a).await;
+            (store.read(run, Seq::ZERO).await.unwrap(), (a, run))
+        });
+        let (a, run) = agent_long;
+        let mut best_checked = f64::MAX;
+        let mut best_checked_cpu = f64::MAX;
+        let mut best_fold = f64::MAX;
+        for _ in 0..7 {
+            let (start, cpu) = (Instant::now(), cpu_secs());
+            let state = replay(run, &records, Some(&a)).unwrap();
+            best_checked = best_checked.min(start.elapsed().as_secs_f64());
+            best_checked_cpu = best_checked_cpu.min(cpu_secs() - cpu);
+            assert!(state.end().is_some());
+            let start = Instant::now();
+            replay(run, &records, None).unwrap();
+            best_fold = best_fold.min(start.elapsed().as_secs_f64());
+        }
+        let n = records.len() as f64;
+        println!(
+            "replay, decode + fold + determinism check  {:>9.0} events/s ({:.0} per CPU-second; {} events; target >= 1,000,000/s)",
+            n / best_checked,
+            n / best_checked_cpu,
+            records.len()
+        );
+        println!(
+            "replay, decode + fold only                 {:>9.0} events/s",
+            n / best_fold
+        );
     }
-    println!(
-        "replay, decode + fold + determinism check  {:>9.0} events/s ({} events; target >= 1,000,000/s)",
-        records.len() as f64 / best_checked,
-        records.len()
-    );
-    println!(
-        "replay, decode + fold only                 {:>9.0} events/s",
-        records.len() as f64 / best_fold
-    );
 
     // 3. Resume a 10,000-event run waiting for an approval at its end, in a new
     //    runtime on the reopened store (as after a restart).
-    let (resume_ms, load_ms, events) = rt.block_on(async {
-        let dir = tmp.path().join("resume");
-        // 2,500 turns of 4 events; the last one waits for approval: 10,000 events.
-        let long = agent(2_500, true);
-        let run = {
+    if part("resume") {
+        let (resume_ms, (read_ms, fold_ms), events) = rt.block_on(async {
+            let dir = tmp.path().join("resume");
+            // 2,500 turns of 4 events; the last one waits for approval: 10,000 events.
+            let long = agent(2_500, true);
+            let run = {
+                let keel = Keel::new(SledStore::open(&dir).unwrap());
+                let run = keel.invoke(&long, "go").await.unwrap().id();
+                assert!(matches!(
+                    keel.result(run).await.unwrap(),
+                    RunOutcome::Suspended { .. }
+                ));
+                keel.shutdown().await;
+                run
+            };
+            // A new process: open the store and resume at once, cold.
             let keel = Keel::new(SledStore::open(&dir).unwrap());
-            let run = keel.invoke(&long, "go").await.unwrap().id();
+            keel.register(long.clone());
+            let step = StepKey::for_call(CallId::new(Turn(2_499), 0), 1);
+            let start = Instant::now();
+            keel.resume(run, &step, Decision::approve()).await.unwrap();
+            let resumed = start.elapsed().as_secs_f64() * 1e3;
             assert!(matches!(
                 keel.result(run).await.unwrap(),
-                RunOutcome::Suspended { .. }
+                RunOutcome::Completed { .. }
             ));
-            keel.shutdown().await;
-            run
-        };
-        let keel = Keel::new(SledStore::open(&dir).unwrap());
-        keel.register(long.clone());
-        let start = Instant::now();
-        let events = keel.store().read(run, Seq::ZERO).await.unwrap().len();
-        let read = start.elapsed().as_secs_f64() * 1e3;
-        let start = Instant::now();
-        let report = keel.replay(run).await.unwrap();
-        let load = start.elapsed().as_secs_f64() * 1e3;
-        assert!(report.verdict.is_ok());
-        println!("read a {events}-event run from sled          {read:>9.2} ms");
-        let step = keel.state(run).await.unwrap().waiting()[0].0.clone();
-        let start = Instant::now();
-        keel.resume(run, &step, Decision::approve()).await.unwrap();
-        let resumed = start.elapsed().as_secs_f64() * 1e3;
-        assert!(matches!(
-            keel.result(run).await.unwrap(),
-            RunOutcome::Completed { .. }
-        ));
-        (resumed, load, events)
-    });
-    println!("read + fold + check a {events}-event run     {load_ms:>9.2} ms");
-    println!("resume it: answer durably, rebuild, go live {resume_ms:>9.2} ms (target < 20 ms)");
+            // Its parts, warm: reading the log, and folding it with the check.
+            let (mut read, mut fold) = (f64::MAX, f64::MAX);
+            let mut events = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let records = keel.store().read(run, Seq::ZERO).await.unwrap();
+                read = read.min(t.elapsed().as_secs_f64() * 1e3);
+                let t = Instant::now();
+                replay(run, &records, Some(&long)).unwrap();
+                fold = fold.min(t.elapsed().as_secs_f64() * 1e3);
+                events = records.len();
+            }
+            (resumed, (read, fold), events)
+        });
+        println!(
+            "resume a {events}-event run after a restart  {resume_ms:>9.2} ms (read, fold + check, answer durably, go live; target < 20 ms)"
+        );
+        println!("  of which, warm: read {read_ms:.2} ms, decode + fold + check {fold_ms:.2} ms");
+    }
 
     // 4. Memory with 10,000 runs suspended on approvals.
-    let dir = tmp.path().join("suspended");
-    let empty = tmp.path().join("empty");
-    rt.block_on(async {
-        let keel = Keel::new(SledStore::open(&dir).unwrap());
-        let a = agent(1, true);
-        let mut tasks = Vec::new();
-        for chunk in 0..100 {
-            let keel = keel.clone();
-            let a = a.clone();
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..100 {
-                    let run = keel.invoke(&a, format!("run {chunk}")).await.unwrap();
-                    assert!(matches!(
-                        run.result().await.unwrap(),
-                        RunOutcome::Suspended { .. }
-                    ));
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        keel.shutdown().await;
-        let _ = SledStore::open(&empty).unwrap();
-    });
-    let (empty_kib, _, _) = child_rss(&empty);
-    let (rss, runs, waiting) = child_rss(&dir);
-    println!(
-        "RSS, runtime + store with {runs} runs ({waiting} waiting)  {:>6.1} MB (empty store: {:.1} MB; target < 50 MB)",
-        rss as f64 / 1024.0,
-        empty_kib as f64 / 1024.0
-    );
+    if part("memory") {
+        let dir = tmp.path().join("suspended");
+        let empty = tmp.path().join("empty");
+        rt.block_on(async {
+            let keel = Keel::new(SledStore::open(&dir).unwrap());
+            let a = agent(1, true);
+            let mut tasks = Vec::new();
+            for chunk in 0..100 {
+                let keel = keel.clone();
+                let a = a.clone();
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..100 {
+                        let run = keel.invoke(&a, format!("run {chunk}")).await.unwrap();
+                        assert!(matches!(
+                            run.result().await.unwrap(),
+                            RunOutcome::Suspended { .. }
+                        ));
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+            keel.shutdown().await;
+            let _ = SledStore::open(&empty).unwrap();
+        });
+        let (empty_kib, _, _) = child_rss(&empty);
+        let (rss, runs, waiting) = child_rss(&dir);
+        println!(
+            "RSS, runtime + store with {runs} runs ({waiting} waiting)  {:>6.1} MB (empty store: {:.1} MB; target < 50 MB)",
+            rss as f64 / 1024.0,
+            empty_kib as f64 / 1024.0
+        );
+    }
 }

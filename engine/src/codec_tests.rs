@@ -27,7 +27,7 @@ fn samples() -> Vec<Stamped> {
         })),
         Event::LlmRequested {
             turn: Turn(1),
-            request_digest: "abc".into(),
+            request_digest: Digest([7; 32]),
         },
         Event::LlmResponded {
             turn: Turn(1),

@@ -13,7 +13,7 @@ use keel_tools::Recovery;
 use crate::agent::Agent;
 use crate::error::NonDeterminism;
 use crate::event::{AgentSnapshot, Event, FinishKind};
-use crate::ids::{CallId, StepKey, Turn};
+use crate::ids::{CallId, Digest, StepKey, Turn};
 use crate::state::{CallPhase, RunState};
 use keel_storage::Seq;
 
@@ -25,7 +25,7 @@ pub enum Action {
         /// The turn.
         turn: Turn,
         /// The request's digest.
-        digest: String,
+        digest: Digest,
     },
     /// Ask the tool whether this call may run (validate, approve, refuse).
     Check {
@@ -347,8 +347,8 @@ pub fn check_recorded(
                     state.run(),
                     seq,
                     format!("the request digest of turn {turn}"),
-                    request_digest.clone(),
-                    digest.clone(),
+                    request_digest.to_string(),
+                    digest.to_string(),
                 )));
             }
             turn == t

@@ -25,7 +25,7 @@ use crate::conversation::Conversation;
 use crate::decide::{Action, decide};
 use crate::error::Result;
 use crate::event::{Event, FinishKind, Stamped, Text};
-use crate::ids::{CallId, StepKey, Turn};
+use crate::ids::{CallId, Digest, StepKey, Turn};
 use crate::runtime::{Claim, Keel};
 use crate::state::{CallPhase, RunState};
 
@@ -42,8 +42,8 @@ pub(crate) struct Driver {
     keel: Keel,
     agent: Agent,
     state: RunState,
-    /// Events applied to `state` but not yet appended.
-    pending: Vec<Stamped>,
+    /// Events applied to `state` but not yet appended, encoded.
+    pending: Vec<Bytes>,
     pending_blobs: Vec<Bytes>,
     /// The store's length of the run.
     committed: Seq,
@@ -84,8 +84,8 @@ impl Driver {
             at: Timestamp::now(),
             event,
         };
-        self.state.apply(self.state.next_seq(), &stamped)?;
-        self.pending.push(stamped);
+        self.pending.push(encode(&stamped)?);
+        self.state.apply(self.state.next_seq(), stamped)?;
         Ok(())
     }
 
@@ -94,11 +94,7 @@ impl Driver {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let encoded = self
-            .pending
-            .iter()
-            .map(encode)
-            .collect::<Result<Vec<_>, _>>()?;
+        let encoded = std::mem::take(&mut self.pending);
         let blobs = std::mem::take(&mut self.pending_blobs);
         self.keel
             .append_raw(
@@ -109,7 +105,6 @@ impl Driver {
                 &self.state,
             )
             .await?;
-        self.pending.clear();
         self.committed = self.state.next_seq();
         Ok(())
     }
@@ -188,7 +183,7 @@ impl Driver {
         self.commit().await
     }
 
-    async fn call_llm(&mut self, turn: Turn, digest: String) -> Result<Flow> {
+    async fn call_llm(&mut self, turn: Turn, digest: Digest) -> Result<Flow> {
         self.push(Event::LlmRequested {
             turn,
             request_digest: digest,

@@ -8,7 +8,7 @@ use keel_storage::{BlobHash, RunId, Seq, Timestamp};
 use keel_tools::{AllowRule, ApprovalForm};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CallId, StepKey, Turn};
+use crate::ids::{CallId, Digest, StepKey, Turn};
 
 /// What a run recorded about its agent when it started: enough to detect, and show,
 /// that the definition changed under a recorded run.
@@ -104,7 +104,7 @@ pub enum Event {
         /// The turn.
         turn: Turn,
         /// The digest of the request (see `Request::digest`-style chaining in `state`).
-        request_digest: String,
+        request_digest: Digest,
     },
     /// The call for `turn` completed. Commit point: no tool of the turn runs before
     /// this is durable, and the turn is never sent to the provider again.

@@ -108,6 +108,68 @@ impl From<&str> for StepKey {
     }
 }
 
+/// A BLAKE3 digest (of a request, in the log). Shown as 64 hex digits; stored as 32
+/// bytes in the binary log and as hex text in JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// The text was not a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a digest (expected 64 hex digits)")]
+pub struct ParseDigestError(pub String);
+
+impl FromStr for Digest {
+    type Err = ParseDigestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseDigestError(s.to_owned());
+        let s = s.trim();
+        if s.len() != 64 || !s.is_ascii() {
+            return Err(err());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| err())?;
+        }
+        Ok(Digest(out))
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(Digest)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +181,19 @@ mod tests {
         assert_eq!("3.1".parse::<CallId>().unwrap(), id);
         assert!("3".parse::<CallId>().is_err());
         assert!("a.b".parse::<CallId>().is_err());
+    }
+
+    #[test]
+    fn digests_round_trip_as_hex_and_bytes() {
+        let d = Digest(*blake3::hash(b"x").as_bytes());
+        assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json, format!("\"{d}\""));
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        let bytes = postcard::to_allocvec(&d).unwrap();
+        assert_eq!(bytes.len(), 32);
+        assert_eq!(postcard::from_bytes::<Digest>(&bytes).unwrap(), d);
+        assert!("zz".parse::<Digest>().is_err());
     }
 
     #[test]

@@ -62,8 +62,8 @@ pub use decide::{Action, check_agent, check_recorded, decide, interrupted_messag
 pub use decision::{Decision, PendingStep, RunOutcome};
 pub use error::{Error, NonDeterminism, Result};
 pub use event::{AgentSnapshot, Event, FinishKind, Resolution, RunStarted, Stamped, Text};
-pub use ids::{CallId, ParseCallIdError, StepKey, Turn};
-pub use replay::{ReplayReport, check_events, replay, replay_events};
+pub use ids::{CallId, Digest, ParseCallIdError, ParseDigestError, StepKey, Turn};
+pub use replay::{ReplayReport, check_events, check_records, replay, replay_events};
 pub use runtime::{Keel, RecoveryReport, RunHandle};
 pub use state::{CallPhase, CallState, RunEnd, RunState, TurnState};
 pub use stream::RunEvent;

@@ -17,7 +17,7 @@ pub fn replay(run: RunId, records: &[Record], agent: Option<&Agent>) -> Result<R
     let mut state = RunState::new(run);
     for record in records {
         let stamped = decode(run, record.seq, &record.bytes)?;
-        step(&mut state, record.seq, &stamped, agent)?;
+        step(&mut state, record.seq, stamped, agent)?;
     }
     Ok(state)
 }
@@ -30,12 +30,12 @@ pub fn replay_events<'a>(
 ) -> Result<RunState> {
     let mut state = RunState::new(run);
     for (seq, stamped) in events {
-        step(&mut state, seq, stamped, agent)?;
+        step(&mut state, seq, stamped.clone(), agent)?;
     }
     Ok(state)
 }
 
-fn step(state: &mut RunState, seq: Seq, stamped: &Stamped, agent: Option<&Agent>) -> Result<()> {
+fn step(state: &mut RunState, seq: Seq, stamped: Stamped, agent: Option<&Agent>) -> Result<()> {
     if let Some(agent) = agent {
         if let Event::RunStarted(started) = &stamped.event {
             check_agent(state, &started.agent, agent.snapshot())?;
@@ -61,6 +61,22 @@ pub struct ReplayReport {
     pub status: RunStatus,
     /// `Ok` when the log is exactly what the current definition would produce.
     pub verdict: std::result::Result<(), Box<NonDeterminism>>,
+}
+
+/// [`check_events`] over stored records (decoded once, without copies).
+pub fn check_records(run: RunId, records: &[Record], agent: &Agent) -> Result<ReplayReport> {
+    let (state, verdict) = match replay(run, records, Some(agent)) {
+        Ok(state) => (state, Ok(())),
+        Err(crate::error::Error::NonDeterminism(nd)) => (replay(run, records, None)?, Err(nd)),
+        Err(other) => return Err(other),
+    };
+    Ok(ReplayReport {
+        run,
+        events: records.len() as u64,
+        turns: state.responses(),
+        status: state.status(),
+        verdict,
+    })
 }
 
 /// Replays decoded events against `agent` — calling no model and no tool — and

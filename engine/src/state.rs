@@ -13,7 +13,7 @@ use keel_tools::{AllowRule, ApprovalForm, FormContext};
 use crate::agent::hash_part;
 use crate::error::NonDeterminism;
 use crate::event::{Event, FinishKind, Resolution, RunStarted, Stamped, Text};
-use crate::ids::{CallId, StepKey, Turn};
+use crate::ids::{CallId, Digest, StepKey, Turn};
 
 /// Where a tool call stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,7 +97,7 @@ pub struct TurnState {
     /// The turn.
     pub turn: Turn,
     /// The recorded request digest, once the call was about to be sent.
-    pub requested: Option<String>,
+    pub requested: Option<Digest>,
     /// The response, once it completed.
     pub response: Option<Arc<Response>>,
     /// How long the call took.
@@ -296,7 +296,7 @@ impl RunState {
 
     /// The digest of the request for the next LLM call: the agent's fingerprint and
     /// the conversation so far, chained message by message.
-    pub fn request_digest(&self, turn: Turn) -> String {
+    pub fn request_digest(&self, turn: Turn) -> Digest {
         let mut hasher = blake3::Hasher::new();
         hash_part(
             &mut hasher,
@@ -306,7 +306,7 @@ impl RunState {
         );
         hasher.update(&self.chain);
         hasher.update(&turn.0.to_le_bytes());
-        hasher.finalize().to_hex().to_string()
+        Digest(*hasher.finalize().as_bytes())
     }
 
     /// The last text the model produced (the run's output when it stops).
@@ -328,9 +328,9 @@ impl RunState {
         Arc::try_unwrap(messages).unwrap_or_else(|shared| (*shared).clone())
     }
 
-    /// Applies the next event. Fails if the event does not fit the history (a
-    /// corrupt or hand-edited log, or events from another run).
-    pub fn apply(&mut self, seq: Seq, stamped: &Stamped) -> Result<(), Box<NonDeterminism>> {
+    /// Applies the next event, taking it (no copy). Fails if the event does not fit
+    /// the history (a corrupt or hand-edited log, or events from another run).
+    pub fn apply(&mut self, seq: Seq, stamped: Stamped) -> Result<(), Box<NonDeterminism>> {
         let (run, kind) = (self.run, stamped.event.kind());
         let bad = |what: &str| {
             Box::new(NonDeterminism::new(
@@ -347,15 +347,18 @@ impl RunState {
         if self.end.is_some() {
             return Err(bad("no event after the run ended"));
         }
-        match &stamped.event {
+        let Stamped { at, event } = stamped;
+        match event {
             Event::RunStarted(started) => {
                 if self.started.is_some() {
                     return Err(bad("a single run_started event, at seq 0"));
                 }
-                self.chain_message(b"user", started.input.as_bytes());
+                self.chain_message(b"user", |h| {
+                    h.update(started.input.as_bytes());
+                });
                 self.title = preview(&started.input);
-                self.started = Some(Arc::new((**started).clone()));
-                self.created_at = stamped.at;
+                self.started = Some(Arc::from(started));
+                self.created_at = at;
             }
             _ if self.started.is_none() => return Err(bad("run_started at seq 0")),
             Event::LlmRequested {
@@ -364,12 +367,12 @@ impl RunState {
             } => {
                 let expected = self.next_turn();
                 match self.turns.last_mut() {
-                    Some(t) if t.turn == *turn && t.response.is_none() => {
-                        t.requested = Some(request_digest.clone());
+                    Some(t) if t.turn == turn && t.response.is_none() => {
+                        t.requested = Some(request_digest);
                     }
-                    _ if *turn == expected => self.turns.push(TurnState {
-                        turn: *turn,
-                        requested: Some(request_digest.clone()),
+                    _ if turn == expected => self.turns.push(TurnState {
+                        turn,
+                        requested: Some(request_digest),
                         response: None,
                         latency_ms: 0,
                         calls: Vec::new(),
@@ -385,14 +388,14 @@ impl RunState {
                 let Some(t) = self.turns.last_mut() else {
                     return Err(bad("a request before its response"));
                 };
-                if t.turn != *turn || t.response.is_some() || t.requested.is_none() {
+                if t.turn != turn || t.response.is_some() || t.requested.is_none() {
                     return Err(bad(&format!("a response to turn {}", t.turn)));
                 }
                 t.calls = response
                     .tool_uses()
                     .enumerate()
                     .map(|(i, (id, name, input))| CallState {
-                        id: CallId::new(*turn, i as u32),
+                        id: CallId::new(turn, i as u32),
                         tool_use_id: id.to_owned(),
                         name: name.to_owned(),
                         input: input.clone(),
@@ -403,16 +406,19 @@ impl RunState {
                         resolutions: Vec::new(),
                     })
                     .collect();
-                t.response = Some(Arc::new((**response).clone()));
-                t.latency_ms = *latency_ms;
+                t.latency_ms = latency_ms;
                 self.responses += 1;
                 self.usage.add(&response.usage);
-                let content = postcard::to_allocvec(&response.content).unwrap_or_default();
-                self.chain_message(b"assistant", &content);
+                let response: Arc<Response> = Arc::from(response);
+                t.response = Some(response.clone());
+                self.chain_message(b"assistant", |h| {
+                    // The postcard encoding of the content, streamed into the hash.
+                    let _ = postcard::to_io(&response.content, h);
+                });
             }
             Event::ApprovalRequested { call, step, form } => {
                 let c = self
-                    .call_mut(*call)
+                    .call_mut(call)
                     .ok_or_else(|| bad(&format!("call {call} to exist")))?;
                 if !matches!(
                     c.phase,
@@ -421,8 +427,8 @@ impl RunState {
                     return Err(bad(&format!("call {call} not to be waiting or finished")));
                 }
                 c.asks += 1;
-                c.phase = CallPhase::Waiting { step: step.clone() };
-                c.form = Some(Arc::new((**form).clone()));
+                c.phase = CallPhase::Waiting { step };
+                c.form = Some(Arc::from(form));
                 self.waiting += 1;
             }
             Event::ApprovalResolved {
@@ -431,9 +437,9 @@ impl RunState {
                 resolution,
             } => {
                 let c = self
-                    .call_mut(*call)
+                    .call_mut(call)
                     .ok_or_else(|| bad(&format!("call {call} to exist")))?;
-                if !matches!(&c.phase, CallPhase::Waiting { step: s } if s == step) {
+                if !matches!(&c.phase, CallPhase::Waiting { step: s } if *s == step) {
                     return Err(bad(&format!("call {call} to be waiting at step {step}")));
                 }
                 c.phase = match (resolution.approved, c.is_question()) {
@@ -445,19 +451,20 @@ impl RunState {
                     },
                     (true, false) => CallPhase::Approved,
                 };
-                c.resolutions.push((step.clone(), resolution.clone()));
+                let remember = resolution.remember.clone();
+                c.resolutions.push((step, resolution));
                 self.waiting -= 1;
-                if let Some(rule) = &resolution.remember
-                    && !self.rules.contains(rule)
+                if let Some(rule) = remember
+                    && !self.rules.contains(&rule)
                 {
-                    self.rules.push(rule.clone());
+                    self.rules.push(rule);
                 }
             }
             Event::ToolStarted { call, attempt } => {
                 let c = self
-                    .call_mut(*call)
+                    .call_mut(call)
                     .ok_or_else(|| bad(&format!("call {call} to exist")))?;
-                if *attempt != c.attempts + 1
+                if attempt != c.attempts + 1
                     || !matches!(
                         c.phase,
                         CallPhase::New | CallPhase::Approved | CallPhase::Running { .. }
@@ -468,8 +475,8 @@ impl RunState {
                         c.attempts + 1
                     )));
                 }
-                c.attempts = *attempt;
-                c.phase = CallPhase::Running { attempt: *attempt };
+                c.attempts = attempt;
+                c.phase = CallPhase::Running { attempt };
             }
             Event::ToolFinished {
                 call,
@@ -479,53 +486,44 @@ impl RunState {
                 ..
             } => {
                 let c = self
-                    .call_mut(*call)
+                    .call_mut(call)
                     .ok_or_else(|| bad(&format!("call {call} to exist")))?;
                 if c.is_finished() {
                     return Err(bad(&format!("call {call} to finish once")));
                 }
                 c.phase = CallPhase::Finished {
-                    output: output.clone(),
-                    is_error: *is_error,
-                    kind: *kind,
+                    output,
+                    is_error,
+                    kind,
                 };
                 let turn = &self.turns[call.turn.0 as usize];
                 if turn.calls_finished() {
-                    let mut hasher = blake3::Hasher::new();
-                    for c in &turn.calls {
-                        hash_part(&mut hasher, &c.tool_use_id);
-                        if let CallPhase::Finished {
-                            output, is_error, ..
-                        } = &c.phase
-                        {
-                            hasher.update(&postcard::to_allocvec(output).unwrap_or_default());
-                            hasher.update(&[u8::from(*is_error)]);
+                    chain_into(&mut self.chain, b"tool_results", |hasher| {
+                        for c in &turn.calls {
+                            hash_part(hasher, &c.tool_use_id);
+                            if let CallPhase::Finished {
+                                output, is_error, ..
+                            } = &c.phase
+                            {
+                                let _ = postcard::to_io(output, &mut *hasher);
+                                hasher.update(&[u8::from(*is_error)]);
+                            }
                         }
-                    }
-                    let digest = *hasher.finalize().as_bytes();
-                    self.chain_message(b"tool_results", &digest);
+                    });
                 }
             }
             Event::RunCompleted { output, stopped_by } => {
-                self.end = Some(RunEnd::Completed {
-                    output: output.clone(),
-                    stopped_by: stopped_by.clone(),
-                });
+                self.end = Some(RunEnd::Completed { output, stopped_by });
             }
             Event::RunFailed { error, code } => {
-                self.end = Some(RunEnd::Failed {
-                    error: error.clone(),
-                    code: code.clone(),
-                });
+                self.end = Some(RunEnd::Failed { error, code });
             }
             Event::RunCancelled { reason } => {
-                self.end = Some(RunEnd::Cancelled {
-                    reason: reason.clone(),
-                });
+                self.end = Some(RunEnd::Cancelled { reason });
             }
         }
         self.next_seq = seq.next();
-        self.updated_at = stamped.at;
+        self.updated_at = at;
         Ok(())
     }
 
@@ -538,14 +536,20 @@ impl RunState {
         }
     }
 
-    fn chain_message(&mut self, role: &[u8], content: &[u8]) {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&self.chain);
-        hasher.update(&(role.len() as u64).to_le_bytes());
-        hasher.update(role);
-        hasher.update(blake3::hash(content).as_bytes());
-        self.chain = *hasher.finalize().as_bytes();
+    /// Chains one message into the conversation digest: `content` feeds the
+    /// message's bytes after the digest so far and the role.
+    fn chain_message(&mut self, role: &[u8], content: impl FnOnce(&mut blake3::Hasher)) {
+        chain_into(&mut self.chain, role, content);
     }
+}
+
+fn chain_into(chain: &mut [u8; 32], role: &[u8], content: impl FnOnce(&mut blake3::Hasher)) {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(chain);
+    hasher.update(&(role.len() as u64).to_le_bytes());
+    hasher.update(role);
+    content(&mut hasher);
+    *chain = *hasher.finalize().as_bytes();
 }
 
 fn preview(input: &str) -> String {

@@ -88,6 +88,27 @@ mod tests {
     }
 
     #[test]
+    fn floats_survive_the_binary_codec_exactly() {
+        // Found by the `decode` fuzz target: without serde_json's exact float parsing,
+        // `75e+300` parsed to 7.5000000000000015e301, which printed and parsed again as
+        // 7.500000000000001e301, so an event read back from the log was not the event
+        // written (and a replay's conversation differed from the live run's).
+        for text in [
+            "75e+300",
+            "0.1",
+            "2.2250738585072014e-308",
+            "1.7976931348623157e308",
+            "123456789.123456789e-5",
+        ] {
+            let value: Json = serde_json::from_str(text).unwrap();
+            let bytes = postcard::to_allocvec(&value).unwrap();
+            let back: Json = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back, value, "{text}");
+            assert_eq!(back.to_string(), value.to_string(), "{text}");
+        }
+    }
+
+    #[test]
     fn bad_json_text_in_binary_is_an_error() {
         let bytes = postcard::to_allocvec("{not json").unwrap();
         assert!(postcard::from_bytes::<Json>(&bytes).is_err());

@@ -246,10 +246,12 @@ impl Parser {
         };
         match field {
             b"data" => {
-                if self.data.len() + value.len() + 1 > self.limit {
+                // Counted after decoding: each invalid byte becomes a 3-byte U+FFFD.
+                let text = decode(value);
+                if self.data.len() + text.len() + 1 > self.limit {
                     return Err(LimitExceeded { limit: self.limit });
                 }
-                self.data.push_str(&decode(value));
+                self.data.push_str(&text);
                 self.data.push('\n');
             }
             b"event" => {

@@ -148,6 +148,26 @@ fn an_endless_line_hits_the_limit() {
 }
 
 #[test]
+fn invalid_bytes_count_against_the_limit_as_decoded() {
+    // Found by the `sse` fuzz target: 40 invalid bytes decode to 120 bytes of U+FFFD,
+    // and fed whole they were handed over as an event of 120 bytes under a limit of 64.
+    let mut body = b"data:".to_vec();
+    body.extend([0xFF; 40]);
+    body.extend(b"\n\n");
+    let mut out = Vec::new();
+    let result = Parser::with_limit(64).feed(&body, &mut out);
+    assert_eq!(result, Err(LimitExceeded { limit: 64 }));
+    assert!(out.is_empty());
+    // Within the limit once decoded, the replacement characters are kept.
+    let mut body = b"data:".to_vec();
+    body.extend([0xFF; 20]);
+    body.extend(b"\n\n");
+    let events = Parser::with_limit(64).feed(&body, &mut out);
+    assert!(events.is_ok());
+    assert_eq!(out[0].data, "\u{FFFD}".repeat(20));
+}
+
+#[test]
 fn the_fixtures_parse() {
     let body = include_bytes!("../tests/fixtures/anthropic/tool_use_stream.sse");
     let events = Parser::parse_all(body).unwrap();

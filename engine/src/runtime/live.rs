@@ -99,12 +99,14 @@ impl Keel {
         record: &Record,
     ) -> Result<Vec<RunEvent>> {
         let stamped = decode(state.run(), record.seq, &record.bytes)?;
-        state.apply(record.seq, &stamped)?;
         let output = match &stamped.event {
             Event::ToolFinished { output, .. } => Some(self.text(output).await?),
             _ => None,
         };
-        Ok(RunEvent::from_recorded(state, record.seq, &stamped, output))
+        // Built from the state before the event: the calls it names already exist.
+        let events = RunEvent::from_recorded(state, record.seq, &stamped, output);
+        state.apply(record.seq, stamped)?;
+        Ok(events)
     }
 
     /// Waits until nothing executes the run — it ended, waits for people, or was
@@ -127,7 +129,7 @@ impl Keel {
             if behind || !active {
                 for record in self.inner.store.read(run, state.next_seq()).await? {
                     let stamped = decode(run, record.seq, &record.bytes)?;
-                    state.apply(record.seq, &stamped)?;
+                    state.apply(record.seq, stamped)?;
                 }
                 behind = false;
             }
@@ -172,7 +174,7 @@ impl Keel {
                                 break;
                             }
                             let stamped = decode(run, record.seq, &record.bytes)?;
-                            state.apply(record.seq, &stamped)?;
+                            state.apply(record.seq, stamped)?;
                         }
                         break;
                     }

@@ -24,7 +24,7 @@ use crate::codec::{decode, encode};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::event::{Event, RunStarted, Stamped, Text};
-use crate::replay::{ReplayReport, check_events, replay};
+use crate::replay::{ReplayReport, check_records, replay};
 use crate::state::RunState;
 
 struct ActiveRun {
@@ -201,16 +201,17 @@ impl Keel {
     /// no tool — and reports whether the current definition of its agent would
     /// produce exactly that log.
     pub async fn replay(&self, run: RunId) -> Result<ReplayReport> {
-        let events = self.read_events(run).await?;
-        let agent_id = match events.first().map(|(_, e)| &e.event) {
-            Some(Event::RunStarted(started)) => started.agent.id.clone(),
+        let records = self.read_log(run).await?;
+        let first = records.first().ok_or(Error::UnknownRun(run))?;
+        let agent_id = match decode(run, first.seq, &first.bytes)?.event {
+            Event::RunStarted(started) => started.agent.id,
             _ => return Err(Error::UnknownRun(run)),
         };
         let agent = self.agent(&agent_id).ok_or(Error::UnknownAgent {
             run,
             agent: agent_id,
         })?;
-        check_events(run, &events, &agent)
+        check_records(run, &records, &agent)
     }
 
     /// Resumes every run a crash or shutdown interrupted. Call it at start-up, after
@@ -288,7 +289,7 @@ impl Keel {
         }
         let mut state = RunState::new(fork);
         for (i, stamped) in events.iter().enumerate() {
-            state.apply(Seq(i as u64), stamped)?;
+            state.apply(Seq(i as u64), stamped.clone())?;
         }
         let agent = self.agent_of(&state)?;
         let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
@@ -402,8 +403,8 @@ impl Keel {
         let mut encoded = Vec::with_capacity(events.len());
         for event in events {
             let stamped = Stamped { at, event };
-            state.apply(state.next_seq(), &stamped)?;
             encoded.push(encode(&stamped)?);
+            state.apply(state.next_seq(), stamped)?;
         }
         self.append_raw(state.run(), expected, encoded, blobs, state)
             .await

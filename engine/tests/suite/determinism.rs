@@ -127,7 +127,7 @@ async fn a_tampered_request_digest_is_caught_at_its_seq() {
         .find(|(_, s)| matches!(s.event, Event::LlmRequested { .. }))
         .unwrap();
     if let Event::LlmRequested { request_digest, .. } = &mut stamped.event {
-        *request_digest = "f00d".into();
+        *request_digest = keel_engine::Digest([0xf0; 32]);
     }
     let seq = *seq;
     // Write the tampered copy as a new run.
@@ -144,6 +144,6 @@ async fn a_tampered_request_digest_is_caught_at_its_seq() {
     keel.register(agent(Scripted::new(script()), &Effects::default(), "p"));
     let nd = keel.replay(copy).await.unwrap().verdict.unwrap_err();
     assert_eq!(nd.seq, seq);
-    assert_eq!(nd.recorded, "f00d");
+    assert_eq!(nd.recorded, "f0".repeat(32));
     assert!(nd.what.contains("request digest of turn 0"), "{}", nd.what);
 }

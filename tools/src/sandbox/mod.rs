@@ -31,6 +31,7 @@ pub use exec::policy::{CommandCheck, ExecPolicy};
 pub use glob::GlobTool;
 pub use grep::GrepTool;
 pub use read::ReadTool;
+pub use workspace::{PathResolver, ResolvedWrite};
 pub use write::WriteTool;
 
 use tracker::ReadTracker;

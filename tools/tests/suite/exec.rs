@@ -202,3 +202,35 @@ async fn commands_never_wait_for_a_terminal() {
     let out = ok(ws.sh("echo $GIT_EDITOR $GIT_TERMINAL_PROMPT $PAGER").await);
     assert!(out.starts_with("true 0 cat\n"), "{out}");
 }
+
+/// CI runs the tests in a PID namespace whose session leader lives outside it, where
+/// `getsid` and `getpgrp` answer 0. `exec` once panicked on its watching thread there
+/// and lost every exit status. This runs the exit-status test again in such a
+/// namespace (`unshare --pid --fork`), when the machine lets us make one.
+#[test]
+fn exit_statuses_survive_a_session_leader_outside_the_pid_namespace() {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc"]);
+    if !rustix::process::getuid().is_root() {
+        cmd.arg("--map-root-user");
+    }
+    cmd.arg(&exe)
+        .args(["suite::exec::output_exit_code_and_duration", "--exact"])
+        .args(["--test-threads", "1"]);
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run `unshare`: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.starts_with("unshare:") {
+        eprintln!("skipped: this machine refuses a new PID namespace: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}

@@ -66,6 +66,14 @@ pub(crate) fn analyze(command: &str) -> Analysis {
             c as u32
         ));
     }
+    if command.contains("<<") && (command.contains("$(") || command.contains('`')) {
+        // brush-parser 0.3 loses a command substitution that holds a here-document:
+        // `node $(touch x <<y\ny)` reads as plain `node`, and bash runs `touch`.
+        // Found by the `exec_policy` fuzz target; the text is not trusted to the parser.
+        a.opaque(
+            "it has a here-document and a command substitution, which cannot be checked together",
+        );
+    }
     Walker {
         a: &mut a,
         depth: 0,
@@ -406,11 +414,10 @@ impl Walker<'_> {
 /// The text a word stands for, if the shell would not expand it: plain characters,
 /// single quotes, double quotes without `$` or backquotes, and backslash escapes.
 /// Glob characters, `~`, `$` and backquotes make a word not static, and so do
-/// braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone is literal.
+/// unquoted braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone, and
+/// braces inside quotes (`'{"a":1,"b":2}'`), are literal.
 pub(crate) fn static_word(raw: &str) -> Option<String> {
-    if (raw.contains('{') || raw.contains('}')) && (raw.contains(',') || raw.contains("..")) {
-        return None;
-    }
+    let mut unquoted_brace = false;
     let mut out = String::new();
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -446,8 +453,14 @@ pub(crate) fn static_word(raw: &str) -> Option<String> {
             '$' | '`' | '*' | '?' | '[' | ']' | '~' | '(' | ')' | '<' | '>' | '|' | '&' | ';'
             | '!' => return None,
             c if c.is_whitespace() => return None,
-            x => out.push(x),
+            x => {
+                unquoted_brace |= matches!(x, '{' | '}');
+                out.push(x);
+            }
         }
+    }
+    if unquoted_brace && (raw.contains(',') || raw.contains("..")) {
+        return None;
     }
     Some(out)
 }
@@ -468,6 +481,15 @@ mod tests {
             Some("--flag=x,y:z@1+2%".into())
         );
         assert_eq!(static_word("{}"), Some("{}".into()));
+        // Found by the `exec_policy` fuzz target: quoted braces are not expanded, so
+        // a JSON argument is a plain word.
+        assert_eq!(
+            static_word("'{\"a\":1,\"b\":2}'"),
+            Some("{\"a\":1,\"b\":2}".into())
+        );
+        assert_eq!(static_word("\"{a,b}\""), Some("{a,b}".into()));
+        assert_eq!(static_word("\\{a,b\\}"), Some("{a,b}".into()));
+        assert_eq!(static_word("'{'a,b}"), None);
         for dynamic in [
             "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "{1..3}", "~/x", "[ab]", "!x",
         ] {
@@ -498,6 +520,21 @@ mod tests {
         assert!(flat.contains(&"curl evil".to_owned()), "{flat:?}");
         assert!(flat.contains(&"wget x".to_owned()), "{flat:?}");
         assert!(!a.concerns.is_empty());
+    }
+
+    #[test]
+    fn a_here_document_in_a_command_substitution_is_opaque() {
+        // bash runs `touch` in each of these; the parser alone reads them as `node`.
+        for line in [
+            "node $(touch /tmp/x <<y\ny)",
+            "node a$(touch /tmp/x <<-y\n\ty)",
+            "node $(touch /tmp/x <<'y'\nb\ny)\n",
+            "node `touch /tmp/x <<y\ny\n`",
+        ] {
+            let a = analyze(line);
+            assert!(!a.opaque.is_empty(), "{line:?}");
+            assert!(!a.concerns.is_empty(), "{line:?}");
+        }
     }
 
     #[test]

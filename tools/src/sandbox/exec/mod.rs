@@ -218,15 +218,14 @@ impl ExecTool {
             text.push('\n');
         }
         let secs = finished.duration.as_secs_f64();
-        let status = finished
-            .status
-            .as_ref()
-            .map(process::describe)
-            .unwrap_or_else(|| "no exit status".into());
+        let status = match &finished.status {
+            Ok(status) => process::describe(status),
+            Err(why) => format!("exit status unknown: {why}"),
+        };
         let (summary, failed) = match finished.ending {
             Ending::Exited => (
                 format!("[{status} · {secs:.2} s]"),
-                finished.status.is_none_or(|s| !s.success()),
+                !finished.status.as_ref().is_ok_and(|s| s.success()),
             ),
             Ending::TimedOut => (
                 format!(

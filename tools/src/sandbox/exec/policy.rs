@@ -313,6 +313,23 @@ mod tests {
     }
 
     #[test]
+    fn a_substitution_hiding_in_a_here_document_is_not_allowed() {
+        // Found by the `exec_policy` fuzz target: allowed as `node`, run by bash.
+        let line = "node $(rm -rf /tmp/x <<y\ny)";
+        let allowlist =
+            ExecPolicy::new(ExecSecurity::Allowlist, &["node *".to_owned()], &[]).unwrap();
+        assert!(matches!(
+            allowlist.check(line, "/w", &[]),
+            CommandCheck::NeedsApproval { .. }
+        ));
+        let deny = ExecPolicy::new(ExecSecurity::AllowAlways, &[], &["rm *".to_owned()]).unwrap();
+        assert!(!matches!(
+            deny.check(line, "/w", &[]),
+            CommandCheck::Allowed { .. }
+        ));
+    }
+
+    #[test]
     fn always_rules() {
         let p = ExecPolicy::new(ExecSecurity::ApprovalAlways, &[], &[]).unwrap();
         assert_eq!(

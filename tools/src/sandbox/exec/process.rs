@@ -64,7 +64,7 @@ enum Event {
     OverLimit,
     /// The shell was reaped and every other process of the command killed.
     Done {
-        status: std::io::Result<ExitStatus>,
+        status: Result<ExitStatus, String>,
         leftovers: bool,
     },
 }
@@ -101,7 +101,8 @@ pub(crate) enum Ending {
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub ending: Ending,
-    pub status: Option<ExitStatus>,
+    /// The shell's exit status, or why it is not known.
+    pub status: Result<ExitStatus, String>,
     pub output: HeadTail,
     pub duration: Duration,
     /// Whether processes other than the shell were still running, and killed.
@@ -187,7 +188,21 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
             match spawned {
                 Ok(child) => {
                     let _ = pid_tx.send(Ok(child.id()));
-                    watch(child, max_processes, &marker, &kill_for_watch, &event_tx);
+                    let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        watch(child, max_processes, &marker, &kill_for_watch, &event_tx);
+                    }));
+                    if let Err(panic) = watched {
+                        // A bug, not the command's doing: say so rather than lose it.
+                        let why = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        let _ = event_tx.send(Event::Done {
+                            status: Err(format!("the thread watching the command failed: {why}")),
+                            leftovers: false,
+                        });
+                    }
                 }
                 Err(e) => {
                     let _ = pid_tx.send(Err(format!("could not start `{}`: {e}", shell.display())));
@@ -213,7 +228,7 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
         tokio::select! {
             event = events.recv() => match event {
                 Some(Event::Done { status, leftovers }) => {
-                    done = Some((status.ok(), leftovers));
+                    done = Some((status, leftovers));
                     break Ending::Exited;
                 }
                 Some(Event::OverLimit) => break Ending::ProcessLimit,
@@ -234,14 +249,19 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
         let reaped = tokio::time::timeout(KILL_WAIT, async {
             while let Some(event) = events.recv().await {
                 if let Event::Done { status, leftovers } = event {
-                    return Some((status.ok(), leftovers));
+                    return Some((status, leftovers));
                 }
             }
             None
         });
         done = reaped.await.ok().flatten();
     }
-    let (status, leftovers) = done.unwrap_or((None, false));
+    let (status, leftovers) = done.unwrap_or_else(|| {
+        (
+            Err("the thread watching the command ended without reporting it".to_owned()),
+            false,
+        )
+    });
 
     // Read what is left in the pipe; stop at EOF or after the grace period.
     let grace = tokio::time::sleep(DRAIN_GRACE);
@@ -325,7 +345,9 @@ fn watch(
             counting = false;
         }
         if exited {
-            let status = child.wait();
+            let status = child
+                .wait()
+                .map_err(|e| format!("waiting for the shell failed: {e}"));
             // Background jobs and escapees do not outlive the command.
             leftovers |= procs::kill_all(root, marker);
             let _ = events.send(Event::Done { status, leftovers });

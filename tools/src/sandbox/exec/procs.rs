@@ -156,6 +156,18 @@ pub(crate) fn user_tasks() -> u64 {
     n
 }
 
+/// This process's session and group ids as `/proc` shows them, which is what
+/// [`scan`] compares them with. Either is 0 when its leader lives outside this
+/// process's PID namespace (a process started inside a container or `unshare
+/// --pid` whose session began outside it); `getsid`/`getpgrp` report the same 0,
+/// which `rustix` cannot hold in a `Pid`, so they are not used.
+fn own_session_and_group() -> (i32, i32) {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|text| parse_stat(&text))
+        .map_or((0, 0), |p| (p.sid, p.pgrp))
+}
+
 fn has_marker(pid: i32, marker: &[u8]) -> bool {
     std::fs::read(format!("/proc/{pid}/environ"))
         .map(|env| env.split(|b| *b == 0).any(|var| var == marker))
@@ -167,10 +179,7 @@ fn has_marker(pid: i32, marker: &[u8]) -> bool {
 /// Blocking: call off the async executor.
 pub(crate) fn kill_all(root: i32, marker: &str) -> bool {
     let me = rustix::process::getpid().as_raw_nonzero().get();
-    let my_sid = rustix::process::getsid(None)
-        .map(|p| p.as_raw_nonzero().get())
-        .unwrap_or(0);
-    let my_pgrp = rustix::process::getpgrp().as_raw_nonzero().get();
+    let (my_sid, my_pgrp) = own_session_and_group();
     let marker = marker.as_bytes();
     let mut leftovers = false;
     let mut sessions: HashSet<i32> = HashSet::from([root]);

@@ -27,9 +27,11 @@
 //! Linux only: `openat2` (5.6+) is required; without it the sandbox refuses to start.
 
 mod error;
+mod resolver;
 mod write;
 
 pub(crate) use error::PathError;
+pub use resolver::{PathResolver, ResolvedWrite};
 pub(crate) use write::WriteTarget;
 
 use std::ffi::OsStr;

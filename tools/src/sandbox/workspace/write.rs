@@ -32,6 +32,18 @@ pub(crate) struct WriteTarget {
     pub existing: Option<Metadata>,
 }
 
+impl WriteTarget {
+    /// The directory the file (or its first missing parent) is created in.
+    pub(crate) fn dir_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.dir)
+    }
+
+    /// The directories to create beneath it.
+    pub(crate) fn missing_dirs(&self) -> &[OsString] {
+        &self.missing
+    }
+}
+
 impl Workspace {
     /// Works out where a write to `user` lands, refusing paths outside the root,
     /// protected paths, directories and special files. Nothing is changed yet.
