@@ -79,7 +79,7 @@ use tokio::sync::oneshot;
 
 use self::commit::{Apply, KnownRun, Pending, Shared, State, sled_error};
 use self::lock::DirLock;
-use self::segment::{Spares, Wal};
+use self::segment::Spares;
 use self::wal::Op;
 use crate::error::{Error, Result};
 use crate::id::{BlobHash, RunId, Seq};
@@ -186,7 +186,7 @@ struct Inner {
     shared: Arc<Shared>,
     hub: WatchHub,
     dir: PathBuf,
-    flusher: Option<JoinHandle<(Wal, u64)>>,
+    flusher: Option<JoinHandle<()>>,
     applier: Option<JoinHandle<()>>,
     checkpointer: Option<JoinHandle<()>>,
     spares: Arc<Spares>,
@@ -241,7 +241,6 @@ impl SledStore {
     /// Queues a record (under the state lock) and returns what to wait on.
     fn enqueue(
         state: &mut State,
-        shared: &Shared,
         record: Encoded,
         run: Option<(RunId, Option<Seq>)>,
         records: Vec<Record>,
@@ -274,7 +273,6 @@ impl SledStore {
             },
             done,
         });
-        shared.work.notify_one();
         wait
     }
 
@@ -368,7 +366,9 @@ impl SledStore {
                 actual,
             }));
         }
-        let wait = Self::enqueue(&mut state, shared, record, Some((run, Some(next))), records);
+        let wait = Self::enqueue(&mut state, record, Some((run, Some(next))), records);
+        drop(state);
+        commit::kick(shared);
         Ok(Ok((wait, next)))
     }
 }
@@ -448,8 +448,9 @@ impl EventStore for SledStore {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
             Self::check_open(&state)?;
-            Self::enqueue(&mut state, shared, record, None, Vec::new())
+            Self::enqueue(&mut state, record, None, Vec::new())
         };
+        commit::kick(&self.inner.shared);
         Self::wait(wait).await?;
         Ok(hash)
     }
@@ -488,8 +489,9 @@ impl EventStore for SledStore {
             if self.current_len(&state, run)?.is_none() {
                 return Ok(false);
             }
-            Self::enqueue(&mut state, shared, record, Some((run, None)), Vec::new())
+            Self::enqueue(&mut state, record, Some((run, None)), Vec::new())
         };
+        commit::kick(&self.inner.shared);
         Self::wait(wait).await?;
         Ok(true)
     }

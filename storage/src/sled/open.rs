@@ -66,6 +66,7 @@ impl SledStore {
             sealed: Mutex::new(std::mem::take(&mut recovered.sealed)),
             checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
             checkpoint_wake: Condvar::new(),
+            log: Mutex::new(Some(commit::Log::new(wal, next_lsn - 1))),
             #[cfg(test)]
             fail_next_sync: Default::default(),
         });
@@ -80,7 +81,7 @@ impl SledStore {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("keel-wal-flush".into())
-                .spawn(move || commit::run_flusher(&shared, wal))
+                .spawn(move || commit::run_flusher(&shared))
                 .map_err(Error::from_io)?
         };
         let applier = {
@@ -150,7 +151,12 @@ impl Drop for Inner {
         let shared = &*self.shared;
         shared.lock().shutdown = true;
         shared.work.notify_all();
-        let flushed = self.flusher.take().and_then(|h| h.join().ok());
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        let flushed = commit::lock(&shared.log)
+            .take()
+            .map(|log| (log.wal, log.last));
         if let Some(h) = self.applier.take() {
             let _ = h.join();
         }
