@@ -5,7 +5,8 @@
 //! ```text
 //! append ─▶ check expected seq, take LSN ─▶ queue
 //! flusher:  take the whole queue ─▶ one write + one fdatasync ─▶ wake its appenders
-//!           (a full segment is sealed and the spare renamed in first)
+//!           (a full segment is sealed and the spare renamed in first); the flusher
+//!           thread does this, or an appender that finds the log idle (commit::kick)
 //! applier:  write durable groups to sled ─▶ publish to watchers
 //! checkpointer (sealed segments ≥ half a segment): sled flush + fsync of sled's files ─▶ delete covered segments
 //! preparer (when the segment is half full): write the next segment full of zeros ─▶ fsync (the spare)
