@@ -381,23 +381,28 @@ impl Log {
     }
 }
 
-/// Called by an appender once its record is queued: makes the queue durable itself
-/// when nobody is flushing, else leaves it to whoever is.
+/// Called by an appender once its record is queued (`alone`: it is the only one in
+/// the queue): makes the queue durable itself when it is alone and nobody is
+/// flushing, else leaves it to the flusher thread.
 ///
 /// A lone writer (an agent's turn: one append, then wait) would otherwise pay two
 /// thread hand-offs per append, waking the flusher and being woken by it (about
 /// 12 µs here, measured by the `append` bench's hand-off row, so about 15% of a
 /// turn's two commits). On a multi-threaded tokio runtime the appender runs the
 /// flush under `block_in_place`, which moves the worker's other tasks to another
-/// thread first. Anywhere else (a current-thread runtime, no runtime) it wakes the
-/// flusher thread, which also takes every group that arrives while a flush is
-/// running: concurrent appenders still share one `fdatasync`.
-pub(crate) fn kick(shared: &Shared) {
+/// thread first. Under concurrency (others queued too) that hand-off would cost
+/// more than it saves, and with no runtime or a current-thread one it is not
+/// allowed: then the flusher thread flushes, taking every record queued meanwhile,
+/// so concurrent appenders share one `fdatasync`.
+pub(crate) fn kick(shared: &Shared, alone: bool) {
     let multi_threaded = matches!(
         tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
         Ok(tokio::runtime::RuntimeFlavor::MultiThread)
     );
-    if multi_threaded && let Ok(mut log) = shared.log.try_lock() {
+    if alone
+        && multi_threaded
+        && let Ok(mut log) = shared.log.try_lock()
+    {
         if let Some(log) = log.as_mut() {
             tokio::task::block_in_place(|| flush(shared, log));
         }

@@ -368,8 +368,9 @@ impl SledStore {
             }));
         }
         let wait = Self::enqueue(&mut state, record, Some((run, Some(next))), records);
+        let alone = state.queue.len() == 1;
         drop(state);
-        commit::kick(shared);
+        commit::kick(shared, alone);
         Ok(Ok((wait, next)))
     }
 }
@@ -445,13 +446,14 @@ impl EventStore for SledStore {
             return Ok(hash);
         };
         let record = Encoded::new(vec![op]);
-        let wait = {
+        let (wait, alone) = {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
             Self::check_open(&state)?;
-            Self::enqueue(&mut state, record, None, Vec::new())
+            let wait = Self::enqueue(&mut state, record, None, Vec::new());
+            (wait, state.queue.len() == 1)
         };
-        commit::kick(&self.inner.shared);
+        commit::kick(&self.inner.shared, alone);
         Self::wait(wait).await?;
         Ok(hash)
     }
@@ -483,16 +485,17 @@ impl EventStore for SledStore {
                 key: Bytes::copy_from_slice(&keys::summary_key(run)),
             },
         ]);
-        let wait = {
+        let (wait, alone) = {
             let shared = &self.inner.shared;
             let mut state = shared.lock();
             Self::check_open(&state)?;
             if self.current_len(&state, run)?.is_none() {
                 return Ok(false);
             }
-            Self::enqueue(&mut state, record, Some((run, None)), Vec::new())
+            let wait = Self::enqueue(&mut state, record, Some((run, None)), Vec::new());
+            (wait, state.queue.len() == 1)
         };
-        commit::kick(&self.inner.shared);
+        commit::kick(&self.inner.shared, alone);
         Self::wait(wait).await?;
         Ok(true)
     }
