@@ -34,3 +34,35 @@ mod shared {
 
     keel_storage::conformance_tests!(SharedSled);
 }
+
+mod sled_flusher_only {
+    //! With `appender_flushes(false)` every record goes through the flusher thread
+    //! (the path concurrent appenders and non-tokio callers take anyway).
+    use keel_storage::conformance::Harness;
+    use keel_storage::{Result, SledOptions, SledStore};
+
+    struct FlusherOnly;
+
+    fn open(dir: &std::path::Path) -> Result<SledStore> {
+        SledOptions::new(dir.join("store"))
+            .appender_flushes(false)
+            .open()
+    }
+
+    impl Harness for FlusherOnly {
+        type Store = SledStore;
+        type Guard = tempfile::TempDir;
+
+        fn open(&self) -> Result<(SledStore, tempfile::TempDir)> {
+            let dir = tempfile::tempdir().map_err(keel_storage::Error::from_io)?;
+            Ok((open(dir.path())?, dir))
+        }
+
+        fn reopen(&self, store: SledStore, guard: &tempfile::TempDir) -> Result<SledStore> {
+            drop(store);
+            open(guard.path())
+        }
+    }
+
+    keel_storage::conformance_tests!(FlusherOnly);
+}

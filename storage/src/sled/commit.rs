@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) checkpoint_wake: Condvar,
     /// The log, taken by whoever flushes (the flusher thread or a lone appender).
     pub(crate) log: Mutex<Option<Log>>,
+    /// Whether a lone appender may flush itself (see [`kick`]).
+    pub(crate) appender_flushes: bool,
     /// Makes the next flush fail as if `fdatasync` had (tests only).
     #[cfg(test)]
     pub(crate) fail_next_sync: std::sync::atomic::AtomicBool,
@@ -393,13 +395,16 @@ impl Log {
 /// thread first. Under concurrency (others queued too) that hand-off would cost
 /// more than it saves, and with no runtime or a current-thread one it is not
 /// allowed: then the flusher thread flushes, taking every record queued meanwhile,
-/// so concurrent appenders share one `fdatasync`.
+/// so concurrent appenders share one `fdatasync`. `SledOptions::appender_flushes(false)`
+/// sends everything to the flusher thread (for tasks on a `LocalSet`, which
+/// `block_in_place` does not support).
 pub(crate) fn kick(shared: &Shared, alone: bool) {
     let multi_threaded = matches!(
         tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
         Ok(tokio::runtime::RuntimeFlavor::MultiThread)
     );
     if alone
+        && shared.appender_flushes
         && multi_threaded
         && let Ok(mut log) = shared.log.try_lock()
     {

@@ -118,6 +118,7 @@ pub struct SledOptions {
     dir: PathBuf,
     cache_capacity: u64,
     segment_bytes: u64,
+    appender_flushes: bool,
 }
 
 impl Default for SledOptions {
@@ -134,6 +135,7 @@ impl SledOptions {
             dir: dir.into(),
             cache_capacity: 256 << 20,
             segment_bytes: 32 << 20,
+            appender_flushes: true,
         }
     }
 
@@ -152,6 +154,17 @@ impl SledOptions {
     #[must_use]
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         self.segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// Whether a lone appender on a multi-threaded tokio runtime makes its record
+    /// durable itself, under `tokio::task::block_in_place`, instead of handing it to
+    /// the flusher thread (default: yes; it saves about 12 µs per append). Turn it
+    /// off when appending from tasks that `block_in_place` does not support: tasks
+    /// spawned on a `LocalSet` running inside a multi-threaded runtime.
+    #[must_use]
+    pub fn appender_flushes(mut self, yes: bool) -> Self {
+        self.appender_flushes = yes;
         self
     }
 

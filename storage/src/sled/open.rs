@@ -67,6 +67,7 @@ impl SledStore {
             checkpoint_due: Mutex::new(commit::CheckpointSignal::default()),
             checkpoint_wake: Condvar::new(),
             log: Mutex::new(Some(commit::Log::new(wal, next_lsn - 1))),
+            appender_flushes: options.appender_flushes,
             #[cfg(test)]
             fail_next_sync: Default::default(),
         });
