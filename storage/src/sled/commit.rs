@@ -8,7 +8,10 @@
 //! their records are durable. Appends that arrive during a flush form the next group.
 //! The flusher thread flushes, or the appender itself when the log is idle (on a
 //! multi-threaded runtime, see [`kick`]), which saves a lone writer two thread
-//! hand-offs per append.
+//! hand-offs per append. After a group of several, the flusher waits briefly (a
+//! quarter of a sync, at most 100 µs) for as many records before the next sync, so
+//! the appenders it woke share one instead of alternating between a group of one
+//! and a group of the rest.
 //! The applier writes durable groups to sled (all that are waiting, in one go) while the flusher is
 //! already syncing the next one, then tells the watchers. sled only ever holds
 //! durable records; reads first wait until sled holds every record acknowledged
@@ -81,6 +84,16 @@ pub(crate) struct State {
     pub(crate) shutdown: bool,
 }
 
+/// The size and sync time of the last group flushed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LastFlush {
+    pub(crate) records: usize,
+    pub(crate) sync: std::time::Duration,
+}
+
+/// The longest the flusher waits to gather a group (a fraction of a sync).
+const MAX_GATHER: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// Durable groups on their way to sled.
 #[derive(Debug, Default)]
 pub(crate) struct Backlog {
@@ -111,6 +124,9 @@ pub(crate) struct Shared {
     pub(crate) work: Condvar,
     /// The last LSN made durable.
     pub(crate) durable: AtomicU64,
+    /// How the last flush went, for the next one to gather a group of the same
+    /// size (see [`run_flusher`]).
+    pub(crate) last_flush: Mutex<LastFlush>,
     /// The last LSN applied to sled, for reads to wait on.
     pub(crate) applied: watch::Sender<Applied>,
     pub(crate) backlog: Mutex<Backlog>,
@@ -406,6 +422,7 @@ pub(crate) fn kick(shared: &Shared, alone: bool) {
     if alone
         && shared.appender_flushes
         && multi_threaded
+        && lock(&shared.last_flush).records <= 1
         && let Ok(mut log) = shared.log.try_lock()
     {
         if let Some(log) = log.as_mut() {
@@ -431,6 +448,24 @@ pub(crate) fn run_flusher(shared: &Shared) {
             }
             if state.queue.is_empty() {
                 break;
+            }
+            // The appenders the last flush woke are about to append again: wait a
+            // little (at most a quarter of a sync, and 100 µs) until as many records
+            // are queued, so they share the next sync instead of alternating
+            // between a group of one and a group of the rest.
+            let last = *lock(&shared.last_flush);
+            if last.records > 1 {
+                let deadline = std::time::Instant::now() + (last.sync / 4).min(MAX_GATHER);
+                while state.queue.len() < last.records && !state.shutdown {
+                    let Some(left) = deadline.checked_duration_since(std::time::Instant::now())
+                    else {
+                        break;
+                    };
+                    state = shared
+                        .work
+                        .wait_timeout(state, left)
+                        .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+                }
             }
         }
         let mut log = lock(&shared.log);
@@ -483,7 +518,12 @@ pub(crate) fn flush(shared: &Shared, log: &mut Log) {
                 return;
             }
         }
+        let started = std::time::Instant::now();
         let synced = wal.write(framed).and_then(|()| wal.sync());
+        *lock(&shared.last_flush) = LastFlush {
+            records: group.len(),
+            sync: started.elapsed(),
+        };
         #[cfg(test)]
         let synced = synced.and_then(|()| shared.injected_sync_failure());
         if let Err(e) = synced {

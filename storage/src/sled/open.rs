@@ -60,6 +60,7 @@ impl SledStore {
             }),
             work: Condvar::new(),
             durable: AtomicU64::new(next_lsn - 1),
+            last_flush: Mutex::new(commit::LastFlush::default()),
             applied: watch::Sender::new(Applied::Upto(replay_last)),
             backlog: Mutex::new(Backlog::default()),
             backlog_changed: Condvar::new(),
