@@ -227,6 +227,12 @@ async fn main() {
             args: json!({"pattern": "**/*.rs"}),
             rg: rg(&["--files", "-g", "*.rs"]),
         },
+        Case {
+            name: "glob **/*.rs, every match (no cap)",
+            tool: "glob",
+            args: json!({"pattern": "**/*.rs", "limit": 10_000_000}),
+            rg: rg(&["--files", "-g", "*.rs"]),
+        },
     ];
 
     println!(
