@@ -419,10 +419,12 @@ pub(crate) fn kick(shared: &Shared, alone: bool) {
         tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()),
         Ok(tokio::runtime::RuntimeFlavor::MultiThread)
     );
+    // After a group of several, others are about to append: the flusher gathers them.
+    let lone_before = lock(&shared.last_flush).records <= 1;
     if alone
+        && lone_before
         && shared.appender_flushes
         && multi_threaded
-        && lock(&shared.last_flush).records <= 1
         && let Ok(mut log) = shared.log.try_lock()
     {
         if let Some(log) = log.as_mut() {
