@@ -186,6 +186,99 @@ impl From<Error> for Failure {
 }
 
 /// Builds the shared HTTP client: rustls with the `ring` provider, no OpenSSL.
+/// What every HTTP provider's builder holds besides its own options: the key, the
+/// base URL, timeouts and retries, extra headers and a client of the user's.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Connection {
+    pub api_key: Option<ApiKey>,
+    pub base_url: Option<String>,
+    pub settings: HttpSettings,
+    pub headers: ExtraHeaders,
+    pub client: Option<reqwest::Client>,
+}
+
+impl Connection {
+    /// The base URL set in code, else `var` from `env` (if not blank), else `default`.
+    pub(crate) fn base(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+        var: &str,
+        default: &str,
+    ) -> String {
+        self.base_url
+            .take()
+            .or_else(|| env(var).filter(|v| !v.trim().is_empty()))
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The endpoint at `url`, sending `headers` and the extra ones, on the user's
+    /// client or a new one.
+    pub(crate) fn endpoint(
+        self,
+        provider: &'static str,
+        url: reqwest::Url,
+        mut headers: HeaderMap,
+    ) -> Result<Endpoint> {
+        self.headers.apply(&mut headers)?;
+        let client = match self.client {
+            Some(client) => client,
+            None => build_client(self.settings.connect_timeout)?,
+        };
+        Ok(Endpoint {
+            provider,
+            client,
+            url,
+            headers,
+            settings: self.settings,
+        })
+    }
+}
+
+/// The builder methods every HTTP provider shares, on a builder with a
+/// `conn: Connection` field.
+macro_rules! connection_setters {
+    () => {
+        /// The retry policy.
+        pub fn retry(mut self, policy: $crate::RetryPolicy) -> Self {
+            self.conn.settings.retry = policy;
+            self
+        }
+
+        /// The connect timeout (ignored with [`Builder::http_client`]).
+        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.conn.settings.connect_timeout = timeout;
+            self
+        }
+
+        /// The longest silence tolerated before the response head and between chunks.
+        pub fn idle_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.conn.settings.idle_timeout = timeout;
+            self
+        }
+
+        /// All timeouts and retries at once.
+        pub fn settings(mut self, settings: $crate::HttpSettings) -> Self {
+            self.conn.settings = settings;
+            self
+        }
+
+        /// An extra header on every request (e.g. `anthropic-beta`, or OpenRouter's
+        /// `HTTP-Referer` and `X-Title`).
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.conn.headers.push(name.into(), value.into());
+            self
+        }
+
+        /// A preconfigured HTTP client (proxies, custom roots). It must have a rustls
+        /// crypto provider available.
+        pub fn http_client(mut self, client: reqwest::Client) -> Self {
+            self.conn.client = Some(client);
+            self
+        }
+    };
+}
+pub(crate) use connection_setters;
+
 pub(crate) fn build_client(connect_timeout: Duration) -> Result<reqwest::Client> {
     // reqwest is built without a default crypto provider (to keep aws-lc's C build out);
     // installing ring is idempotent, and a provider the host installed first wins.

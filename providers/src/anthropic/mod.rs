@@ -20,17 +20,14 @@
 mod request;
 mod stream;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 pub use stream::Accumulator;
 
 use crate::error::{Error, Result};
-use crate::http::{self, ApiKey, Endpoint, ExtraHeaders, HttpSettings, Wire};
+use crate::http::{self, ApiKey, Connection, Endpoint, Wire};
 use crate::provider::{DeltaSink, LlmProvider};
-use crate::retry::RetryPolicy;
 use crate::types::{Request, Response};
 
 /// The variable holding the API key.
@@ -54,24 +51,16 @@ pub struct Anthropic {
 /// Configures an [`Anthropic`] provider. Fields not set come from the environment.
 #[derive(Clone, Debug)]
 pub struct Builder {
-    api_key: Option<ApiKey>,
-    base_url: Option<String>,
-    settings: HttpSettings,
+    conn: Connection,
     prompt_caching: bool,
-    headers: ExtraHeaders,
-    client: Option<reqwest::Client>,
 }
 
 impl Anthropic {
     /// A builder with defaults: key and base URL from the environment, prompt caching on.
     pub fn builder() -> Builder {
         Builder {
-            api_key: None,
-            base_url: None,
-            settings: HttpSettings::default(),
+            conn: Connection::default(),
             prompt_caching: true,
-            headers: ExtraHeaders::default(),
-            client: None,
         }
     }
 
@@ -94,14 +83,14 @@ impl Anthropic {
 impl Builder {
     /// The API key, instead of `ANTHROPIC_API_KEY`.
     pub fn api_key(mut self, key: impl Into<ApiKey>) -> Self {
-        self.api_key = Some(key.into());
+        self.conn.api_key = Some(key.into());
         self
     }
 
     /// The base URL (scheme, host, optional path prefix; `/v1/messages` is appended),
     /// instead of `ANTHROPIC_BASE_URL`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.conn.base_url = Some(url.into());
         self
     }
 
@@ -111,42 +100,7 @@ impl Builder {
         self
     }
 
-    /// The retry policy.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.settings.retry = policy;
-        self
-    }
-
-    /// The connect timeout (ignored with [`Builder::http_client`]).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// The longest silence tolerated before the response head and between chunks.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.idle_timeout = timeout;
-        self
-    }
-
-    /// All timeouts and retries at once.
-    pub fn settings(mut self, settings: HttpSettings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// An extra header on every request, e.g. `anthropic-beta`.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push(name.into(), value.into());
-        self
-    }
-
-    /// A preconfigured HTTP client (proxies, custom roots). It must have a rustls
-    /// crypto provider available.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
+    http::connection_setters!();
 
     /// Builds the provider, reading unset fields from the process environment.
     pub fn build(self) -> Result<Anthropic> {
@@ -155,36 +109,22 @@ impl Builder {
 
     /// Builds the provider, reading unset fields through `env` (a variable's value by
     /// name) instead of the process environment.
-    pub fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<Anthropic> {
+    pub fn build_with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Anthropic> {
         let present = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let key = match self.api_key {
+        let key = match self.conn.api_key.take() {
             Some(key) => key,
             None => ApiKey::new(present(API_KEY_VAR).ok_or(Error::MissingApiKey {
                 provider: PROVIDER,
                 var: API_KEY_VAR,
             })?),
         };
-        let base = self
-            .base_url
-            .or_else(|| present(BASE_URL_VAR))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let base = self.conn.base(&env, BASE_URL_VAR, DEFAULT_BASE_URL);
         let url = http::join_url(&base, "v1/messages")?;
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", http::secret_header(key.expose(), PROVIDER)?);
         headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
-        self.headers.apply(&mut headers)?;
-        let client = match self.client {
-            Some(client) => client,
-            None => http::build_client(self.settings.connect_timeout)?,
-        };
         Ok(Anthropic {
-            endpoint: Endpoint {
-                provider: PROVIDER,
-                client,
-                url,
-                headers,
-                settings: self.settings,
-            },
+            endpoint: self.conn.endpoint(PROVIDER, url, headers)?,
             prompt_caching: self.prompt_caching,
         })
     }

@@ -29,8 +29,6 @@
 mod request;
 mod stream;
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde_json::Value;
@@ -38,9 +36,8 @@ use serde_json::Value;
 pub use stream::Accumulator;
 
 use crate::error::{Error, Result};
-use crate::http::{self, ApiKey, Endpoint, ExtraHeaders, HttpSettings, Wire};
+use crate::http::{self, ApiKey, Connection, Endpoint, Wire};
 use crate::provider::{DeltaSink, LlmProvider};
-use crate::retry::RetryPolicy;
 use crate::types::{Request, Response};
 
 /// The variable holding the API key.
@@ -77,28 +74,20 @@ pub struct OpenAi {
 /// Configures an [`OpenAi`] provider. Fields not set come from the environment.
 #[derive(Clone, Debug)]
 pub struct Builder {
-    api_key: Option<ApiKey>,
+    conn: Connection,
     no_api_key: bool,
-    base_url: Option<String>,
-    settings: HttpSettings,
     max_tokens: Option<MaxTokensField>,
     include_usage: bool,
-    headers: ExtraHeaders,
-    client: Option<reqwest::Client>,
 }
 
 impl OpenAi {
     /// A builder with defaults: key and base URL from the environment.
     pub fn builder() -> Builder {
         Builder {
-            api_key: None,
+            conn: Connection::default(),
             no_api_key: false,
-            base_url: None,
-            settings: HttpSettings::default(),
             max_tokens: None,
             include_usage: true,
-            headers: ExtraHeaders::default(),
-            client: None,
         }
     }
 
@@ -121,7 +110,7 @@ impl OpenAi {
 impl Builder {
     /// The API key, instead of `OPENAI_API_KEY`.
     pub fn api_key(mut self, key: impl Into<ApiKey>) -> Self {
-        self.api_key = Some(key.into());
+        self.conn.api_key = Some(key.into());
         self
     }
 
@@ -135,7 +124,7 @@ impl Builder {
     /// The base URL including its version prefix (`/chat/completions` is appended),
     /// instead of `OPENAI_BASE_URL`.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.conn.base_url = Some(url.into());
         self
     }
 
@@ -153,42 +142,7 @@ impl Builder {
         self
     }
 
-    /// The retry policy.
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.settings.retry = policy;
-        self
-    }
-
-    /// The connect timeout (ignored with [`Builder::http_client`]).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// The longest silence tolerated before the response head and between chunks.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.idle_timeout = timeout;
-        self
-    }
-
-    /// All timeouts and retries at once.
-    pub fn settings(mut self, settings: HttpSettings) -> Self {
-        self.settings = settings;
-        self
-    }
-
-    /// An extra header on every request, e.g. OpenRouter's `HTTP-Referer` / `X-Title`.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push(name.into(), value.into());
-        self
-    }
-
-    /// A preconfigured HTTP client (proxies, custom roots). It must have a rustls
-    /// crypto provider available.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
+    http::connection_setters!();
 
     /// Builds the provider, reading unset fields from the process environment.
     pub fn build(self) -> Result<OpenAi> {
@@ -197,9 +151,9 @@ impl Builder {
 
     /// Builds the provider, reading unset fields through `env` (a variable's value by
     /// name) instead of the process environment.
-    pub fn build_with_env(self, env: impl Fn(&str) -> Option<String>) -> Result<OpenAi> {
+    pub fn build_with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<OpenAi> {
         let present = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let key = match (self.api_key, self.no_api_key) {
+        let key = match (self.conn.api_key.take(), self.no_api_key) {
             (Some(key), _) => Some(key),
             (None, true) => None,
             (None, false) => Some(ApiKey::new(present(API_KEY_VAR).ok_or(
@@ -209,10 +163,7 @@ impl Builder {
                 },
             )?)),
         };
-        let base = self
-            .base_url
-            .or_else(|| present(BASE_URL_VAR))
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let base = self.conn.base(&env, BASE_URL_VAR, DEFAULT_BASE_URL);
         let url = http::join_url(&base, "chat/completions")?;
         let official = url.host_str() == Some("api.openai.com");
         let mut headers = HeaderMap::new();
@@ -220,26 +171,14 @@ impl Builder {
             let bearer = format!("Bearer {}", key.expose());
             headers.insert(AUTHORIZATION, http::secret_header(&bearer, PROVIDER)?);
         }
-        let mut extra = self.headers;
         if let Some(org) = present(ORG_ID_VAR) {
-            extra.push("openai-organization".into(), org);
+            self.conn.headers.push("openai-organization".into(), org);
         }
         if let Some(project) = present(PROJECT_ID_VAR) {
-            extra.push("openai-project".into(), project);
+            self.conn.headers.push("openai-project".into(), project);
         }
-        extra.apply(&mut headers)?;
-        let client = match self.client {
-            Some(client) => client,
-            None => http::build_client(self.settings.connect_timeout)?,
-        };
         Ok(OpenAi {
-            endpoint: Endpoint {
-                provider: PROVIDER,
-                client,
-                url,
-                headers,
-                settings: self.settings,
-            },
+            endpoint: self.conn.endpoint(PROVIDER, url, headers)?,
             max_tokens: self.max_tokens.unwrap_or(if official {
                 MaxTokensField::MaxCompletionTokens
             } else {
