@@ -69,9 +69,12 @@
 mod approval;
 pub mod config;
 mod error;
+mod harden;
 mod registry;
 pub mod sandbox;
 pub mod schema;
+pub mod secrets;
+pub mod terminal;
 mod tool;
 
 pub use approval::{AllowRule, ApprovalForm, Field, FieldKind, FormContext, approval_digest};
@@ -80,6 +83,7 @@ pub use config::{
     IsolationConfig, IsolationMode, LocalConfig, RecoveryConfig, RecoveryPolicy, SandboxConfig,
 };
 pub use error::{Error, Result};
+pub use harden::{Hardening, harden_process};
 pub use registry::ToolRegistry;
 pub use sandbox::{SandboxTools, sandbox_tools};
 pub use tool::{Approval, CallContext, DynTool, Recovery, SharedTool, Tool, ToolOutput, ToolSpec};

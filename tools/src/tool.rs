@@ -173,7 +173,9 @@ pub trait DynTool: Send + Sync + 'static {
     ) -> Result<Approval, String>;
     /// See [`Tool::always_rule`].
     fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String>;
-    /// Parses the arguments and runs the call; unparseable arguments give an error output.
+    /// Parses the arguments and runs the call; unparseable arguments give an error
+    /// output. Every secret value Keel holds is masked in the result (see
+    /// [`secrets`](crate::secrets)), as in the forms of [`DynTool::approval_json`].
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput>;
 }
 
@@ -202,7 +204,18 @@ impl<T: Tool> DynTool for T {
         rules: &[AllowRule],
     ) -> Result<Approval, String> {
         let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
-        Ok(Tool::approval(self, &parsed, args, rules))
+        // Whatever the tool, no secret Keel holds leaves it in a form.
+        Ok(match Tool::approval(self, &parsed, args, rules) {
+            Approval::Needed(mut form) => {
+                crate::secrets::mask_form(&mut form);
+                Approval::Needed(form)
+            }
+            Approval::Refused(mut reason) => {
+                crate::secrets::global().mask_in_place(&mut reason);
+                Approval::Refused(reason)
+            }
+            Approval::NotNeeded => Approval::NotNeeded,
+        })
     }
     fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
         let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
@@ -210,10 +223,13 @@ impl<T: Tool> DynTool for T {
     }
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput> {
         Box::pin(async move {
-            match parse_args::<T::Args>(&Tool::spec(self), &args) {
+            let mut output = match parse_args::<T::Args>(&Tool::spec(self), &args) {
                 Ok(parsed) => Tool::call(self, parsed, ctx).await,
                 Err(message) => ToolOutput::error(message),
-            }
+            };
+            // Whatever the tool, no secret Keel holds leaves it in a result.
+            crate::secrets::global().mask_in_place(&mut output.content);
+            output
         })
     }
 }

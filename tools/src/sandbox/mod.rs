@@ -9,6 +9,7 @@ pub mod edit;
 pub mod exec;
 pub mod glob;
 pub mod grep;
+pub mod peer;
 pub mod read;
 pub(crate) mod tracker;
 pub(crate) mod walk;
@@ -26,7 +27,10 @@ use crate::tool::Approval;
 
 pub use edit::EditTool;
 pub use exec::ExecTool;
-pub use exec::isolation::{IsolationReport, IsolationSupport, isolation_support};
+pub use exec::guarantees;
+pub use exec::isolation::{
+    IsolationReport, IsolationSupport, hide_from_commands, isolation_support,
+};
 pub use exec::policy::{CommandCheck, ExecPolicy};
 pub use glob::GlobTool;
 pub use grep::GrepTool;

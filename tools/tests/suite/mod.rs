@@ -1,6 +1,7 @@
 mod common;
 mod exec;
 mod files;
+mod procs;
 mod registry;
 mod search;
 mod sec_exec;

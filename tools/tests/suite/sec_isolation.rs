@@ -120,7 +120,7 @@ async fn sec_43_network_fails_with_landlock_alone() {
         let e = err(isolated_ns(IsolationMode::Required, false).sh("true").await);
         assert_eq!(
             e,
-            "isolation is required but this system cannot provide it: UDP is not blocked: Landlock has UDP rules from ABI 10, and a network namespace needs CAP_SYS_ADMIN. Set isolation.mode to \"best-effort\" to run with what is available, or \"off\""
+            "isolation is required but this system cannot provide it: UDP is not blocked: Landlock has UDP rules from ABI 10, and a network namespace needs root or user namespaces. Set isolation.mode to \"best-effort\" to run with what is available, or \"off\""
         );
     }
 }

@@ -7,87 +7,85 @@ use keel_tools::ExecSecurity;
 use serde_json::json;
 
 use super::common::*;
-
-fn first_number(text: &str) -> i32 {
-    text.lines()
-        .find_map(|l| l.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pid in {text}"))
-}
+use super::procs::{alive, shapes, tag};
 
 #[tokio::test]
 async fn sec_37_background_job_is_killed_when_the_command_ends() {
-    let ws = Ws::with(|c| {
-        c.exec.security = ExecSecurity::AllowAlways;
-        c.exec.shell = "/bin/bash".into();
-    });
-    let out = ok(ws.sh("sleep 999 & disown; echo $!").await);
-    let pid = first_number(&out);
-    assert!(
-        process_gone(pid),
-        "background sleep {pid} still runs: {out}"
-    );
-    assert!(
-        out.contains("still running when the command ended were killed"),
-        "{out}"
-    );
+    for (shape, configure) in shapes() {
+        let ws = Ws::with(|c| {
+            configure(c);
+            c.exec.shell = "/bin/bash".into();
+        });
+        let t = tag(1);
+        let out = ok(ws.sh(&format!("sleep {t} & disown; echo started")).await);
+        assert_eq!(alive(&t), Vec::<i32>::new(), "{shape}: {out}");
+        assert!(
+            out.contains("still running when the command ended were killed"),
+            "{shape}: {out}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn sec_37_setsid_escapee_is_killed_at_the_timeout() {
-    let ws = Ws::exec();
-    let out = err(ws
-        .call(
-            "exec",
-            json!({"command": "setsid sh -c 'echo $$; exec sleep 999'", "timeout": 1}),
-        )
-        .await);
-    let pid = first_number(&out);
-    assert!(
-        out.contains("[timed out after 1 s: the command and all its processes were killed"),
-        "{out}"
-    );
-    assert!(process_gone(pid), "setsid sleep {pid} survived: {out}");
+    for (shape, configure) in shapes() {
+        let ws = Ws::with(configure);
+        let t = tag(2);
+        let out = err(ws
+            .call(
+                "exec",
+                json!({"command": format!("setsid sh -c 'exec sleep {t}'"), "timeout": 1}),
+            )
+            .await);
+        assert!(
+            out.contains("[timed out after 1 s: the command and all its processes were killed"),
+            "{shape}: {out}"
+        );
+        assert_eq!(alive(&t), Vec::<i32>::new(), "{shape}: {out}");
+    }
 }
 
 #[tokio::test]
 async fn sec_37_orphaned_setsid_escapee_is_found_and_killed() {
-    let ws = Ws::exec();
-    // The escapee leaves the session, its parent exits at once: only the marker
-    // in its environment still ties it to the command.
-    let out = ok(ws
-        .sh("setsid sh -c 'echo $$ > escapee.pid; exec sleep 999' & while [ ! -s escapee.pid ]; do :; done; echo parent done")
-        .await);
-    let pid: i32 = std::fs::read_to_string(ws.path("escapee.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(process_gone(pid), "orphaned escapee {pid} survived: {out}");
+    for (shape, configure) in shapes() {
+        let ws = Ws::with(configure);
+        let t = tag(3);
+        // The escapee leaves the session and its parent exits at once.
+        let out = ok(ws
+            .sh(&format!("setsid sh -c 'echo $$ > escapee.pid; exec sleep {t}' & while [ ! -s escapee.pid ]; do :; done; echo parent done"))
+            .await);
+        assert_eq!(alive(&t), Vec::<i32>::new(), "{shape}: {out}");
+    }
 }
 
 #[tokio::test]
 async fn sec_37_fork_bomb_is_killed() {
-    let ws = Ws::exclusive(|c| {
-        c.exec.security = ExecSecurity::AllowAlways;
-        c.exec.max_processes = 64;
-    });
-    // The shell stays to watch its bomb grow: killed at the process limit.
-    let out = err(ws
-        .call(
-            "exec",
-            json!({"command": "echo $$; bomb() { bomb | bomb & }; bomb; sleep 30", "timeout": 20}),
-        )
-        .await);
-    let sid = first_number(&out);
-    assert!(
-        out.contains("[killed: the command started more than 64 processes"),
-        "{out}"
-    );
-    assert_eq!(session_members(sid), Vec::<i32>::new(), "{out}");
-    // The shell leaves at once: the bomb's processes are killed with the command.
-    let out = ws.sh("echo $$; bomb() { bomb | bomb & }; bomb").await;
-    let sid = first_number(&out.content);
-    assert_eq!(session_members(sid), Vec::<i32>::new(), "{}", out.content);
+    for namespaces in [true, false] {
+        let ws = Ws::exclusive(|c| {
+            c.exec.security = ExecSecurity::AllowAlways;
+            c.exec.max_processes = 64;
+            c.isolation.namespaces = namespaces;
+        });
+        // Every copy of the shell carries the tag in its command line.
+        let t = format!("bomb{}", tag(4));
+        // The shell stays to watch its bomb grow: killed at the process limit.
+        let out = err(ws
+            .call(
+                "exec",
+                json!({"command": format!(": {t}; bomb() {{ bomb | bomb & }}; bomb; sleep 30"), "timeout": 20}),
+            )
+            .await);
+        assert!(
+            out.contains("[killed: the command started more than 64 processes"),
+            "namespaces {namespaces}: {out}"
+        );
+        assert_eq!(alive(&t), Vec::<i32>::new(), "{out}");
+        // The shell leaves at once: the bomb's processes are killed with the command.
+        let out = ws
+            .sh(&format!(": {t}; bomb() {{ bomb | bomb & }}; bomb"))
+            .await;
+        assert_eq!(alive(&t), Vec::<i32>::new(), "{}", out.content);
+    }
 }
 
 #[tokio::test]

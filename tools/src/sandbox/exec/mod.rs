@@ -1,13 +1,15 @@
 //! `exec`: runs a shell command in the workspace.
 //!
 //! Whether it may run is the [`policy`]'s call (with `analyze` reading the
-//! command line); how it runs is `process` (session, timeout, killing every
-//! process, bounded `output`), with a scrubbed `env` and optional
-//! [`isolation`].
+//! command line); how it runs is `process` (timeout, killing every process,
+//! bounded `output`), started by `launch` (PID namespace or subreaper supervisor)
+//! in the confinement [`isolation`] plans, with a scrubbed `env`.
 
 pub(crate) mod analyze;
 pub(crate) mod env;
+pub mod guarantees;
 pub mod isolation;
+pub(crate) mod launch;
 pub(crate) mod output;
 pub mod policy;
 pub(crate) mod process;
@@ -26,9 +28,6 @@ use crate::approval::{AllowRule, ApprovalForm, FormContext, approval_digest};
 use crate::tool::{Approval, CallContext, Recovery, Tool, ToolOutput, ToolSpec};
 use policy::CommandCheck;
 use process::Ending;
-
-/// The variable that marks every process of a command.
-pub(crate) const MARKER_VAR: &str = "KEEL_EXEC_ID";
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -92,14 +91,15 @@ impl Tool for ExecTool {
             name: "exec".into(),
             description: format!(
                 "Run a shell command (`{} -c`) in the workspace and return its combined \
-                 stdout and stderr, exit code and duration. Standard input is empty, there is \
-                 no terminal, and processes left running when the command ends are killed. \
-                 The timeout is {} s unless `timeout` says otherwise (at most {} s). Output over \
-                 {} bytes keeps its start and end. Commands may need a person's approval.",
+                 stdout and stderr, exit code and duration. Standard input is empty and there \
+                 is no terminal. The timeout is {} s unless `timeout` says otherwise (at most \
+                 {} s). Output over {} bytes keeps its start and end. Commands may need a \
+                 person's approval.\n{}",
                 exec.shell.display(),
                 exec.timeout_secs,
                 exec.max_timeout_secs,
-                exec.max_output_bytes
+                exec.max_output_bytes,
+                guarantees::for_model(&self.sandbox.config.isolation)
             ),
             input_schema: json!({
                 "type": "object",
@@ -179,12 +179,13 @@ impl ExecTool {
         }
         let id = unique_id();
         let tmp = PrivateTmp::create(cfg, &id)?;
-        let plan = isolation::plan(&cfg.isolation, sandbox.ws.root_path(), tmp.path.as_deref())?;
-        let marker = format!("{MARKER_VAR}={id}");
-        let mut extra = vec![
-            (MARKER_VAR.to_owned(), id.clone()),
-            ("PWD".to_owned(), cwd.clone()),
-        ];
+        let plan = isolation::plan(
+            &cfg.isolation,
+            sandbox.ws.root_path(),
+            tmp.path.as_deref(),
+            &sandbox.host_env,
+        )?;
+        let mut extra = vec![("PWD".to_owned(), cwd.clone())];
         if let Some(t) = &tmp.path {
             let t = t.to_string_lossy().into_owned();
             for name in ["TMPDIR", "TMP", "TEMP"] {
@@ -192,10 +193,11 @@ impl ExecTool {
             }
         }
         let env = env::build(&cfg.exec.env, &sandbox.host_env, &extra);
-        let notes: Vec<String> = plan
-            .as_ref()
-            .map(|p| p.report.missing.clone())
-            .unwrap_or_default();
+        let notes: Vec<String> = if cfg.isolation.mode == crate::config::IsolationMode::Off {
+            Vec::new()
+        } else {
+            plan.report.missing.clone()
+        };
         let spec = process::Spec {
             shell: cfg.exec.shell.clone(),
             command: args.command.clone(),
@@ -204,8 +206,7 @@ impl ExecTool {
             timeout: Duration::from_secs(timeout_secs),
             max_output: cfg.exec.max_output_bytes,
             max_processes: cfg.exec.max_processes,
-            isolation: plan,
-            marker,
+            plan,
         };
         let finished = process::run(spec, ctx.cancel.clone()).await?;
         drop(tmp);
@@ -247,7 +248,7 @@ impl ExecTool {
             ),
         };
         text.push_str(&summary);
-        if finished.ending == Ending::Exited && finished.leftovers {
+        if finished.ending == Ending::Exited && finished.leftovers == Some(true) {
             text.push_str(
                 "\n[processes still running when the command ended were killed; commands cannot leave processes behind]",
             );

@@ -1,50 +1,53 @@
-//! Running one command: spawn, watch, bound, kill.
+//! Running one command: start, watch, bound, kill.
 //!
-//! The command runs as `shell -c command` from a dedicated thread (which applies
-//! the isolation plan to itself first, since Landlock and `unshare` act on the
-//! calling thread and its future children). The child becomes the leader of a new
-//! session, with no controlling terminal (so TIOCSTI has no terminal to inject
-//! into), starts in the workspace directory by handle (`fchdir`), gets SIGKILL if
-//! the spawning thread dies with Keel, reads an empty stdin (`/dev/null`), and
-//! writes stdout and stderr into one pipe, as a terminal would show them.
+//! A dedicated thread starts the command ([`launch`](super::launch), in the shape
+//! the [`Plan`] chose) and then watches it through a pidfd: it wakes when the
+//! watched process exits, when the caller asks for a kill (timeout, cancellation),
+//! and every few milliseconds in between to watch for a fork bomb. Meanwhile the
+//! caller reads the output pipe into a head-and-tail buffer.
 //!
-//! The thread then watches the child through a pidfd: it wakes when the child
-//! exits, when the caller asks for a kill (timeout, cancellation), and every few
-//! milliseconds in between to watch for a fork bomb. Fork bombs:
-//! - for an unprivileged user, the kernel enforces the limit: the command starts
-//!   with `RLIMIT_NPROC` set to the user's current task count plus
-//!   `max_processes`;
-//! - root is exempt from that limit, so the thread watches the system's task count
-//!   (`/proc/loadavg`, one cheap read that stays cheap while a bomb makes every
-//!   per-process file slow); when it has grown by more than `max_processes`, the
-//!   command's process group is stopped (SIGSTOP, so it cannot fork while being
-//!   counted), its processes are counted, and it is killed if over the limit or
-//!   resumed if not. Measured here (2 cores, root): a `bomb | bomb &` bomb is
-//!   caught within 20–60 ms at a few hundred processes on a quiet system.
+//! Every process of the command is gone when the call ends, whatever it did:
+//! - **namespaced**: the shell is pid 1 of the command's PID namespace; when it
+//!   exits (or Keel kills it), the kernel kills every other process in the
+//!   namespace before the exit is reported. Nothing inside can see its parent.
+//! - **supervised**: the supervisor reports the shell's exit; Keel then kills every
+//!   descendant of the supervisor (a subreaper, so orphans stay its descendants),
+//!   then the supervisor. If the command kills its supervisor (possible only with
+//!   isolation off and no PID namespace: otherwise the supervisor is invisible or
+//!   outside the command's Landlock signal scope), the shell dies with it
+//!   (`PR_SET_PDEATHSIG`), the call ends at once with an error saying so, and
+//!   processes that had already detached cannot all be found.
+//!
+//! Fork bombs: for an unprivileged user the kernel enforces the limit (the command
+//! starts with `RLIMIT_NPROC`: its allowance in a user namespace of its own, or the
+//! user's current task count plus the allowance without one). Root is exempt, so
+//! the thread watches the system's task count (`/proc/loadavg`, one cheap read that
+//! stays cheap while a bomb makes per-process files slow); when it has grown by
+//! more than `max_processes`, the command's process group is stopped, its processes
+//! are counted, and they are killed if over the limit or resumed if not.
 //!
 //! The thread runs at a raised priority where allowed, and all killing happens on
 //! it: it exists before the command starts, so a bomb that fills the process table
-//! cannot stop Keel from killing it by leaving no room for a new thread. Meanwhile
-//! the caller reads the pipe into a head-and-tail buffer.
-//!
-//! Whatever the ending, every process of the command still alive is killed
-//! (background jobs included: a command does not outlive its call), and the pipe
-//! is drained for a short grace period.
+//! cannot stop Keel from killing it by leaving no room for a new thread.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::isolation::{self, Plan};
+use super::isolation::Plan;
+use super::launch::{self, Prepared, Shape, Started};
 use super::output::HeadTail;
 use super::procs;
+use crate::sandbox::peer::SUPERVISOR_NAME;
 
 /// How long to keep reading output after the command's processes were killed
 /// (a process that escaped the kill may still hold the pipe).
@@ -62,10 +65,10 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 enum Event {
     /// The command started more processes than allowed; they are being killed.
     OverLimit,
-    /// The shell was reaped and every other process of the command killed.
+    /// The command ended and every process of it is gone.
     Done {
         status: Result<ExitStatus, String>,
-        leftovers: bool,
+        leftovers: Option<bool>,
     },
 }
 
@@ -79,9 +82,7 @@ pub(crate) struct Spec {
     pub timeout: Duration,
     pub max_output: usize,
     pub max_processes: usize,
-    pub isolation: Option<Plan>,
-    /// `NAME=value` in every process's environment, to find escapees.
-    pub marker: String,
+    pub plan: Plan,
 }
 
 /// Why the command stopped.
@@ -105,17 +106,66 @@ pub(crate) struct Finished {
     pub status: Result<ExitStatus, String>,
     pub output: HeadTail,
     pub duration: Duration,
-    /// Whether processes other than the shell were still running, and killed.
-    pub leftovers: bool,
+    /// Whether processes other than the shell were still running, and killed
+    /// (`None`: not known, the kernel killed them with the PID namespace).
+    pub leftovers: Option<bool>,
+}
+
+fn c_string(bytes: Vec<u8>, what: &str) -> Result<CString, String> {
+    CString::new(bytes).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+/// Everything the child side needs, built off the async executor.
+fn prepare(
+    shell: PathBuf,
+    command: String,
+    cwd: OwnedFd,
+    env: Vec<(OsString, OsString)>,
+    output: OwnedFd,
+    nproc: Option<u64>,
+    plan: Plan,
+) -> Result<Prepared, String> {
+    let stdin = rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    let argv0 = shell.file_name().map_or_else(
+        || shell.as_os_str().as_bytes().to_vec(),
+        |n| n.as_bytes().to_vec(),
+    );
+    let mut envp = Vec::with_capacity(env.len());
+    for (k, v) in env {
+        let mut kv = k.into_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        envp.push(c_string(kv, "an environment variable")?);
+    }
+    Ok(Prepared {
+        shape: plan.shape,
+        shell: c_string(shell.into_os_string().into_vec(), "the shell's path")?,
+        argv: vec![
+            c_string(argv0, "the shell's name")?,
+            c"-c".into(),
+            c_string(command.into_bytes(), "the command")?,
+        ],
+        envp,
+        cwd,
+        output,
+        stdin,
+        nproc,
+        landlock: plan.landlock,
+        hide: plan.hide,
+        drop_caps: plan.drop_caps,
+        name: c_string(SUPERVISOR_NAME.as_bytes().to_vec(), "the supervisor's name")?,
+    })
 }
 
 /// Runs the command to its end.
 pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finished, String> {
     let (reader, writer) = std::io::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let writer2 = writer
-        .try_clone()
-        .map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let (pid_tx, pid_rx) = oneshot::channel::<Result<u32, String>>();
+    let (started_tx, started_rx) = oneshot::channel::<Result<(), String>>();
     let (event_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let kill = rustix::event::eventfd(
         0,
@@ -132,64 +182,32 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
         timeout,
         max_output,
         max_processes,
-        isolation,
-        marker,
+        plan,
     } = spec;
-    // For an unprivileged user the kernel enforces the process limit itself: the
-    // user's tasks now, plus the command's allowance (root is exempt from it).
-    let nproc =
-        (!rustix::process::getuid().is_root()).then(|| procs::user_tasks() + max_processes as u64);
+    let root = rustix::process::getuid().is_root();
     let start = Instant::now();
     std::thread::Builder::new()
         .name("keel-exec".into())
         .spawn(move || {
-            if let Some(plan) = &isolation
-                && let Err(e) = isolation::apply(plan)
-            {
-                let _ = pid_tx.send(Err(e));
-                return;
-            }
-            let mut cmd = std::process::Command::new(&shell);
-            cmd.arg("-c")
-                .arg(&command)
-                .env_clear()
-                .envs(env)
-                .stdin(Stdio::null())
-                .stdout(writer)
-                .stderr(writer2);
-            // SAFETY: the closure runs in the child between fork and exec, where only
-            // async-signal-safe calls are allowed. It makes only system calls
-            // through rustix (setsid, setrlimit, fchdir, prctl(PR_SET_PDEATHSIG)), which
-            // allocate nothing and take no locks, on a descriptor owned by the
-            // closure. std offers no safe way to start a new session.
-            #[allow(unsafe_code)]
-            unsafe {
-                cmd.pre_exec(move || {
-                    rustix::process::setsid()?;
-                    if let Some(limit) = nproc {
-                        rustix::process::setrlimit(
-                            rustix::process::Resource::Nproc,
-                            rustix::process::Rlimit {
-                                current: Some(limit),
-                                maximum: Some(limit),
-                            },
-                        )?;
-                    }
-                    rustix::process::fchdir(&cwd)?;
-                    rustix::process::set_parent_process_death_signal(Some(
-                        rustix::process::Signal::KILL,
-                    ))?;
-                    Ok(())
-                });
-            }
-            let spawned = cmd.spawn();
-            // Dropping the command closes this side's copies of the pipe.
-            drop(cmd);
-            match spawned {
-                Ok(child) => {
-                    let _ = pid_tx.send(Ok(child.id()));
+            // The kernel counts processes for an unprivileged user: in a user
+            // namespace of its own, the command's alone; otherwise all the user's.
+            let nproc = match (root, plan.own_user_count) {
+                (true, _) => None,
+                (false, true) => Some(max_processes as u64),
+                (false, false) => Some(procs::user_tasks() + max_processes as u64),
+            };
+            let prepared = prepare(shell, command, cwd, env, OwnedFd::from(writer), nproc, plan);
+            let started = prepared.and_then(|p| {
+                let started = launch::start(&p);
+                // Closes this side's copy of the output pipe.
+                drop(p);
+                started
+            });
+            match started {
+                Ok(started) => {
+                    let _ = started_tx.send(Ok(()));
                     let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        watch(child, max_processes, &marker, &kill_for_watch, &event_tx);
+                        watch(started, max_processes, &kill_for_watch, &event_tx);
                     }));
                     if let Err(panic) = watched {
                         // A bug, not the command's doing: say so rather than lose it.
@@ -200,21 +218,20 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
                             .unwrap_or_default();
                         let _ = event_tx.send(Event::Done {
                             status: Err(format!("the thread watching the command failed: {why}")),
-                            leftovers: false,
+                            leftovers: None,
                         });
                     }
                 }
                 Err(e) => {
-                    let _ = pid_tx.send(Err(format!("could not start `{}`: {e}", shell.display())));
+                    let _ = started_tx.send(Err(e));
                 }
             }
         })
         .map_err(|e| format!("cannot start a thread for the command: {e}"))?;
 
-    let pid = pid_rx
+    started_rx
         .await
         .map_err(|_| "the command's thread ended before starting it".to_owned())??;
-    i32::try_from(pid).map_err(|_| format!("process id {pid} out of range"))?;
     let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))
         .map_err(|e| format!("cannot read the command's output: {e}"))?;
     let mut output = HeadTail::new(max_output);
@@ -259,7 +276,7 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
     let (status, leftovers) = done.unwrap_or_else(|| {
         (
             Err("the thread watching the command ended without reporting it".to_owned()),
-            false,
+            None,
         )
     });
 
@@ -284,72 +301,130 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
     })
 }
 
-/// Waits for the child on the spawning thread, counting the command's processes
-/// in between and killing them all when asked, over the limit, or at the end
-/// (see the module docs).
+/// What the watcher waits on, besides time.
+struct Wake {
+    exited: bool,
+    report: bool,
+    kill: bool,
+}
+
+fn wait_for(started: &Started, kill: &OwnedFd, pause: Duration) -> Wake {
+    use rustix::event::{PollFd, PollFlags};
+    let timeout = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: pause.as_nanos() as i64,
+    };
+    let mut fds = vec![
+        PollFd::new(kill, PollFlags::IN),
+        PollFd::new(&started.status, PollFlags::IN),
+    ];
+    if let Some(fd) = &started.pidfd {
+        fds.push(PollFd::new(fd, PollFlags::IN));
+    }
+    let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+    Wake {
+        kill: ready(0),
+        report: ready(1),
+        exited: match &started.pidfd {
+            Some(_) => ready(2),
+            // No pidfd (Linux before 5.3): look.
+            None => matches!(
+                rustix::process::waitpid(Some(started.pid), rustix::process::WaitOptions::NOHANG),
+                Ok(Some(_))
+            ),
+        },
+    }
+}
+
+fn signal(started: &Started, sig: Signal) {
+    match &started.pidfd {
+        Some(fd) => {
+            let _ = rustix::process::pidfd_send_signal(fd, sig);
+        }
+        None => {
+            let _ = rustix::process::kill_process(started.pid, sig);
+        }
+    }
+}
+
+/// Kills every process of the command, the supervisor last; returns whether any
+/// besides the supervisor was found (`None`: not counted, the kernel kills them
+/// with the PID namespace).
+fn kill_everything(started: &Started) -> Option<bool> {
+    match started.shape {
+        Shape::Namespaced { .. } => {
+            signal(started, Signal::KILL);
+            None
+        }
+        Shape::Supervised => {
+            let found = procs::kill_tree(started.pid.as_raw_nonzero().get());
+            signal(started, Signal::KILL);
+            Some(found)
+        }
+    }
+}
+
+/// Watches the command on the thread that started it (see the module docs).
 fn watch(
-    mut child: std::process::Child,
+    started: Started,
     max_processes: usize,
-    marker: &str,
     kill: &OwnedFd,
     events: &tokio::sync::mpsc::UnboundedSender<Event>,
 ) {
-    let pid = rustix::process::Pid::from_child(&child);
-    let root = pid.as_raw_nonzero().get();
+    let supervisor = started.pid.as_raw_nonzero().get();
     // A runaway command must not starve the thread that stops it: raise this
     // thread's priority where allowed (it sleeps almost all the time).
     let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), -15);
-    let started = Instant::now();
-    let mut counting = true;
+    let since = Instant::now();
+    let mut counting = rustix::process::getuid().is_root();
+    let mut leftovers: Option<bool> = None;
+    let mut shell: Option<ExitStatus> = None;
     let mut killed = false;
-    let mut leftovers = false;
     let mut baseline = procs::host_tasks();
-    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
     loop {
-        let pause = if started.elapsed() < FAST_FOR {
+        let pause = if since.elapsed() < FAST_FOR {
             POLL_FAST
         } else {
             POLL_SLOW
         };
-        let timeout = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: pause.as_nanos() as i64,
-        };
-        let (exited, kill_asked) = match &pidfd {
-            Some(fd) => {
-                let mut fds = [
-                    rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN),
-                    rustix::event::PollFd::new(kill, rustix::event::PollFlags::IN),
-                ];
-                let _ = rustix::event::poll(&mut fds, Some(&timeout));
-                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty())
-            }
-            None => {
-                // No pidfd (Linux before 5.3): look, then wait on the kill request.
-                let mut fds = [rustix::event::PollFd::new(
-                    kill,
-                    rustix::event::PollFlags::IN,
-                )];
-                let _ = rustix::event::poll(&mut fds, Some(&timeout));
-                (
-                    matches!(child.try_wait(), Ok(Some(_))),
-                    !fds[0].revents().is_empty(),
-                )
-            }
-        };
-        if kill_asked && !killed {
+        let wake = wait_for(&started, kill, pause);
+        if wake.kill && !killed {
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(kill, &mut buf);
-            leftovers |= procs::kill_all(root, marker);
+            leftovers = kill_everything(&started).or(leftovers);
             killed = true;
             counting = false;
         }
-        if exited {
-            let status = child
-                .wait()
-                .map_err(|e| format!("waiting for the shell failed: {e}"));
-            // Background jobs and escapees do not outlive the command.
-            leftovers |= procs::kill_all(root, marker);
+        if (wake.report || wake.exited)
+            && shell.is_none()
+            && let Some((raw, left)) = launch::read_report(&started.status)
+        {
+            // The shell exited. Namespaced: the supervisor leaves and the kernel
+            // kills the rest. Supervised: Keel kills what is left, then it.
+            shell = Some(ExitStatus::from_raw(raw));
+            leftovers = Some(left);
+            if started.shape == Shape::Supervised {
+                if left {
+                    procs::kill_tree(supervisor);
+                }
+                signal(&started, Signal::KILL);
+            }
+        }
+        if wake.exited {
+            let _ =
+                rustix::process::waitpid(Some(started.pid), rustix::process::WaitOptions::empty());
+            let status = match shell {
+                Some(status) => Ok(status),
+                None if killed => Err("killed with all its processes".into()),
+                None => {
+                    // Only the command could have killed its supervisor (possible
+                    // without a PID namespace or Landlock's signal scope). The shell
+                    // died with it; kill whatever can still be found.
+                    procs::kill_tree(supervisor);
+                    Err("the command killed its supervisor; the shell died with it, but processes that had detached may have survived (without a PID namespace Keel cannot find them)".into())
+                }
+            };
             let _ = events.send(Event::Done { status, leftovers });
             return;
         }
@@ -357,25 +432,17 @@ fn watch(
             && let (Some(base), Some(now)) = (baseline, procs::host_tasks())
             && now > base + max_processes as u64
         {
-            // The system gained many tasks since the command started. Counting the
-            // command's own processes while they fork is slow (their /proc files
-            // wait on them), so freeze the command's group first, then count.
-            let group = rustix::process::Pid::from_raw(root);
-            if let Some(g) = group {
-                let _ = rustix::process::kill_process_group(g, rustix::process::Signal::STOP);
-            }
-            let n = procs::count_session(root, max_processes);
+            // The system gained many tasks since the command started: count the
+            // command's processes (its supervisor's descendants).
+            let n = procs::count_tree(supervisor, max_processes);
             if n > max_processes {
                 counting = false;
                 killed = true;
-                leftovers |= procs::kill_all(root, marker);
+                leftovers = kill_everything(&started).or(leftovers);
                 let _ = events.send(Event::OverLimit);
             } else {
                 // Mostly something else on the system grew: carry on, counting the
                 // command's own processes as growth from here.
-                if let Some(g) = group {
-                    let _ = rustix::process::kill_process_group(g, rustix::process::Signal::CONT);
-                }
                 baseline = Some(now.saturating_sub(n as u64));
             }
         }

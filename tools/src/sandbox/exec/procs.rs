@@ -1,18 +1,15 @@
-//! Finding and killing every process a command started.
+//! Finding and killing a command's processes from outside, through `/proc`.
 //!
-//! A command runs as the leader of a new session (so its process group and session
-//! ids equal its pid). Background jobs (`sleep 999 & disown`) stay in that group;
-//! a fork bomb's copies too. Processes that left with `setsid` are found as long
-//! as their ancestry leads to the command, or by a marker variable
-//! (`KEEL_EXEC_ID`) every process of the command inherits in its environment, even
-//! after its parent died and it was re-parented. The kill is a loop: scan `/proc`,
-//! SIGKILL every target, until a scan finds none.
+//! Every process a command starts descends from one process Keel started: the
+//! shell, pid 1 of the command's PID namespace, or the supervisor, a child
+//! subreaper (see [`launch`](super::launch)). An orphan is re-parented to that
+//! namespace's pid 1 or to the subreaper, never past it, so "the command's
+//! processes" is exactly "the descendants of that process", found by following
+//! parent pids. Nothing depends on anything a process could change about itself
+//! (its session, its group, its environment).
 //!
-//! What this cannot catch without kernel help: a process that both left the
-//! session and cleared its environment before its parent died. With isolation on
-//! and the privileges for it, commands run in their own PID namespace, where the
-//! kernel kills every process when the command's shell exits; that is the airtight
-//! form (see [`isolation`](super::isolation)).
+//! In the namespaced shape the kernel kills them all when the shell exits; these
+//! functions serve the supervised shape, and the count of a fork bomb.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -25,7 +22,6 @@ pub(crate) struct ProcInfo {
     pub pid: i32,
     pub ppid: i32,
     pub pgrp: i32,
-    pub sid: i32,
     pub zombie: bool,
 }
 
@@ -38,12 +34,10 @@ fn parse_stat(text: &str) -> Option<ProcInfo> {
     let state = rest.next()?;
     let ppid = rest.next()?.parse().ok()?;
     let pgrp = rest.next()?.parse().ok()?;
-    let sid = rest.next()?.parse().ok()?;
     Some(ProcInfo {
         pid,
         ppid,
         pgrp,
-        sid,
         zombie: state == "Z" || state == "X",
     })
 }
@@ -66,22 +60,17 @@ pub(crate) fn scan() -> Vec<ProcInfo> {
     .collect()
 }
 
-/// The processes of the command rooted at `root`: its session and group, and every
-/// descendant of it (escapees that are still children of the tree).
-pub(crate) fn members(root: i32, procs: &[ProcInfo]) -> HashSet<i32> {
+/// The descendants of `root` (not `root` itself) among `procs`.
+pub(crate) fn descendants(root: i32, procs: &[ProcInfo]) -> HashSet<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     for p in procs {
         children.entry(p.ppid).or_default().push(p.pid);
     }
-    let mut found: HashSet<i32> = procs
-        .iter()
-        .filter(|p| p.sid == root || p.pgrp == root || p.pid == root)
-        .map(|p| p.pid)
-        .collect();
-    let mut stack: Vec<i32> = found.iter().copied().collect();
+    let mut found = HashSet::new();
+    let mut stack = vec![root];
     while let Some(pid) = stack.pop() {
         for child in children.get(&pid).into_iter().flatten() {
-            if found.insert(*child) {
+            if *child != root && found.insert(*child) {
                 stack.push(*child);
             }
         }
@@ -89,34 +78,11 @@ pub(crate) fn members(root: i32, procs: &[ProcInfo]) -> HashSet<i32> {
     found
 }
 
-/// Live processes in the command's session or group, counted until `limit` is
-/// passed (then the count stops: it is only compared with the limit). Cheap enough
-/// to run every few milliseconds: it reads `/proc/<pid>/stat` files only.
-pub(crate) fn count_session(root: i32, limit: usize) -> usize {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut n = 0;
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
-            continue;
-        };
-        if let Some(p) = parse_stat(&text)
-            && !p.zombie
-            && (p.sid == root || p.pgrp == root)
-        {
-            n += 1;
-            if n > limit {
-                break;
-            }
-        }
-    }
-    n
+/// Live descendants of `root`, counted until `limit` is passed.
+pub(crate) fn count_tree(root: i32, limit: usize) -> usize {
+    let procs = scan();
+    let live: Vec<ProcInfo> = procs.into_iter().filter(|p| !p.zombie).collect();
+    descendants(root, &live).len().min(limit + 1)
 }
 
 /// Tasks (threads) on the whole system, from `/proc/loadavg`: one read of global
@@ -156,147 +122,88 @@ pub(crate) fn user_tasks() -> u64 {
     n
 }
 
-/// This process's session and group ids as `/proc` shows them, which is what
-/// [`scan`] compares them with. Either is 0 when its leader lives outside this
-/// process's PID namespace (a process started inside a container or `unshare
-/// --pid` whose session began outside it); `getsid`/`getpgrp` report the same 0,
-/// which `rustix` cannot hold in a `Pid`, so they are not used.
-fn own_session_and_group() -> (i32, i32) {
+/// This process's group as `/proc` shows it (0 when its leader lives outside this
+/// PID namespace).
+fn own_group() -> i32 {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|text| parse_stat(&text))
-        .map_or((0, 0), |p| (p.sid, p.pgrp))
+        .map_or(0, |p| p.pgrp)
 }
 
-fn has_marker(pid: i32, marker: &[u8]) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|env| env.split(|b| *b == 0).any(|var| var == marker))
-        .unwrap_or(false)
-}
-
-/// Kills every process of the command rooted at `root` (see the module docs).
-/// Returns whether anything besides the command's shell was still running.
-/// Blocking: call off the async executor.
-pub(crate) fn kill_all(root: i32, marker: &str) -> bool {
+/// Kills every descendant of `root` (not `root` itself), and their process groups,
+/// until a scan finds none. Returns whether any was found. Blocking.
+pub(crate) fn kill_tree(root: i32) -> bool {
     let me = rustix::process::getpid().as_raw_nonzero().get();
-    let (my_sid, my_pgrp) = own_session_and_group();
-    let marker = marker.as_bytes();
-    let mut leftovers = false;
-    let mut sessions: HashSet<i32> = HashSet::from([root]);
-    // The group first, before anything slow: a fork bomb grows while we look.
-    if let Some(pid) = Pid::from_raw(root) {
-        leftovers = rustix::process::test_kill_process_group(pid).is_ok();
-        let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-    }
+    let my_group = own_group();
+    let mut found = false;
     for round in 0..200 {
         let procs = scan();
-        let mut targets = members(root, &procs);
-        for p in &procs {
-            if sessions.contains(&p.sid) || (!targets.contains(&p.pid) && has_marker(p.pid, marker))
-            {
-                targets.insert(p.pid);
-            }
-        }
         let by_pid: HashMap<i32, &ProcInfo> = procs.iter().map(|p| (p.pid, p)).collect();
-        let mut live = 0;
-        let mut groups: HashSet<i32> = HashSet::from([root]);
-        let mut singles = Vec::new();
-        for pid in targets {
-            let Some(info) = by_pid.get(&pid) else {
-                continue;
-            };
-            if info.zombie || pid == me || pid <= 1 {
-                continue;
-            }
-            if info.sid != my_sid && info.sid > 1 {
-                sessions.insert(info.sid);
-            }
-            if info.pgrp != my_pgrp && info.pgrp > 1 {
-                groups.insert(info.pgrp);
-            }
-            live += 1;
-            singles.push(pid);
+        let targets: Vec<i32> = descendants(root, &procs)
+            .into_iter()
+            .filter(|pid| *pid != me && by_pid.get(pid).is_some_and(|p| !p.zombie))
+            .collect();
+        if targets.is_empty() {
+            break;
         }
+        found = true;
         // Whole groups first: a group kill reaches every member at once, including
         // children forked while it is delivered (a fork bomb outruns one-by-one).
-        for g in &groups {
-            if let Some(g) = Pid::from_raw(*g) {
+        let groups: HashSet<i32> = targets
+            .iter()
+            .filter_map(|pid| by_pid.get(pid).map(|p| p.pgrp))
+            .filter(|g| *g > 1 && *g != my_group && *g != root)
+            .collect();
+        for g in groups {
+            if let Some(g) = Pid::from_raw(g) {
                 let _ = rustix::process::kill_process_group(g, Signal::KILL);
             }
         }
-        for pid in singles {
+        for pid in targets {
             if let Some(p) = Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(p, Signal::KILL);
             }
-            leftovers |= pid != root;
-        }
-        if live == 0 {
-            break;
         }
         // Give the kernel a moment to deliver the signals and re-parent orphans
         // before looking again; the pauses grow in case something keeps forking.
-        std::thread::sleep(Duration::from_millis(2 + round.min(20)));
+        std::thread::sleep(Duration::from_millis(1 + round.min(20)));
     }
-    leftovers
+    found
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn p(pid: i32, ppid: i32) -> ProcInfo {
+        ProcInfo {
+            pid,
+            ppid,
+            pgrp: pid,
+            zombie: false,
+        }
+    }
+
     #[test]
     fn parses_stat_with_odd_names() {
         let p = parse_stat("1234 (a) b (c)) S 1 1234 1234 0 -1 4194560").unwrap();
-        assert_eq!(
-            (p.pid, p.ppid, p.pgrp, p.sid, p.zombie),
-            (1234, 1, 1234, 1234, false)
-        );
+        assert_eq!((p.pid, p.ppid, p.pgrp, p.zombie), (1234, 1, 1234, false));
         let z = parse_stat("7 (x) Z 1 7 7 0").unwrap();
         assert!(z.zombie);
     }
 
     #[test]
-    fn members_follow_sessions_and_ancestry() {
+    fn descendants_follow_parents_only() {
         let procs = [
-            ProcInfo {
-                pid: 10,
-                ppid: 1,
-                pgrp: 10,
-                sid: 10,
-                zombie: false,
-            },
-            ProcInfo {
-                pid: 11,
-                ppid: 10,
-                pgrp: 10,
-                sid: 10,
-                zombie: false,
-            },
-            // left the session, still a child of 11
-            ProcInfo {
-                pid: 12,
-                ppid: 11,
-                pgrp: 12,
-                sid: 12,
-                zombie: false,
-            },
-            ProcInfo {
-                pid: 13,
-                ppid: 12,
-                pgrp: 12,
-                sid: 12,
-                zombie: false,
-            },
-            // unrelated
-            ProcInfo {
-                pid: 20,
-                ppid: 1,
-                pgrp: 20,
-                sid: 20,
-                zombie: false,
-            },
+            p(10, 1),
+            p(11, 10),
+            p(12, 11),
+            p(13, 12),
+            p(20, 1),
+            p(21, 20),
         ];
-        let m = members(10, &procs);
-        assert_eq!(m, HashSet::from([10, 11, 12, 13]));
+        assert_eq!(descendants(10, &procs), HashSet::from([11, 12, 13]));
+        assert_eq!(descendants(13, &procs), HashSet::new());
     }
 }
