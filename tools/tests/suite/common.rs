@@ -203,27 +203,6 @@ pub fn process_gone(pid: i32) -> bool {
     }
 }
 
-/// Live processes whose session id is `sid`.
-pub fn session_members(sid: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let mut fields = stat.rsplit(')').next().unwrap_or("").split_whitespace();
-        let state = fields.next();
-        let session = fields.nth(2).and_then(|s| s.parse::<i32>().ok());
-        if session == Some(sid) && !matches!(state, Some("Z") | Some("X")) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
 }

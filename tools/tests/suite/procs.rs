@@ -38,9 +38,12 @@ pub fn tag(n: u32) -> String {
     format!("31{n:02}.{}", std::process::id() % 1000 + 1000)
 }
 
+/// Sets up a configuration.
+pub type Configure = fn(&mut SandboxConfig);
+
 /// The ways commands can run here: `(name, configure)`. Namespaced (where the
 /// system allows) and supervised, each with isolation off and best-effort.
-pub fn shapes() -> Vec<(&'static str, fn(&mut SandboxConfig))> {
+pub fn shapes() -> Vec<(&'static str, Configure)> {
     vec![
         ("namespaced, isolation off", |c| {
             c.exec.security = ExecSecurity::AllowAlways;

@@ -70,7 +70,12 @@ fn describe(cfg: &IsolationConfig, s: &IsolationSupport) -> (Vec<String>, Vec<St
                 .into(),
         );
         gaps.push(format!(
-            "no PID namespace for commands ({why}): they can read /proc of every process of your user, including the environment of the shell that started Keel"
+            "no PID namespace for commands ({why}): they see every process in /proc{}",
+            if s.root {
+                ""
+            } else {
+                " and can read the environment of your other processes (such as the shell that started Keel)"
+            }
         ));
         if on && s.landlock_scopes {
             holds.push("commands cannot signal their supervisor (Landlock scope)".into());

@@ -432,8 +432,17 @@ fn watch(
             && let (Some(base), Some(now)) = (baseline, procs::host_tasks())
             && now > base + max_processes as u64
         {
-            // The system gained many tasks since the command started: count the
-            // command's processes (its supervisor's descendants).
+            // The system gained many tasks since the command started. Counting the
+            // command's processes while they fork is slow (their /proc files wait
+            // on them), so first stop the process groups of the supervisor's
+            // children (the shell leads one), then count its descendants.
+            let groups = procs::children(supervisor);
+            for g in groups
+                .iter()
+                .filter_map(|g| rustix::process::Pid::from_raw(*g))
+            {
+                let _ = rustix::process::kill_process_group(g, Signal::STOP);
+            }
             let n = procs::count_tree(supervisor, max_processes);
             if n > max_processes {
                 counting = false;
@@ -443,6 +452,12 @@ fn watch(
             } else {
                 // Mostly something else on the system grew: carry on, counting the
                 // command's own processes as growth from here.
+                for g in groups
+                    .iter()
+                    .filter_map(|g| rustix::process::Pid::from_raw(*g))
+                {
+                    let _ = rustix::process::kill_process_group(g, Signal::CONT);
+                }
                 baseline = Some(now.saturating_sub(n as u64));
             }
         }

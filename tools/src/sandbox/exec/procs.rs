@@ -78,6 +78,18 @@ pub(crate) fn descendants(root: i32, procs: &[ProcInfo]) -> HashSet<i32> {
     found
 }
 
+/// The children of `pid`, from `/proc/<pid>/task/<pid>/children` (one small
+/// read; empty where the kernel does not offer the file).
+pub(crate) fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|t| {
+            t.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Live descendants of `root`, counted until `limit` is passed.
 pub(crate) fn count_tree(root: i32, limit: usize) -> usize {
     let procs = scan();
