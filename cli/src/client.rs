@@ -65,6 +65,14 @@ impl Remote {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(gone)?;
+        // Requests carry provider keys: the process answering must be the store's
+        // owner, not a listener a command put in its place.
+        keel_tools::sandbox::peer::check_unix_peer(&stream).map_err(|e| {
+            gone(format!(
+                "the process serving {} is not a store owner this process trusts: {e}",
+                self.socket.display()
+            ))
+        })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(gone)?;

@@ -350,11 +350,13 @@ impl AgentSpec {
     }
 }
 
-/// The provider variables of this process's environment.
+/// The provider variables of this process: keys as captured at start-up (they are
+/// no longer in the environment, see `keel_tools::harden_process`), base URLs from
+/// the environment.
 pub fn provider_env() -> BTreeMap<String, String> {
     PROVIDER_ENV
         .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .filter_map(|k| keel_tools::secrets::var(k).map(|v| ((*k).to_owned(), v)))
         .collect()
 }
 

@@ -84,6 +84,12 @@ impl Owner {
         spec: &AgentSpec,
         env: &BTreeMap<String, String>,
     ) -> Result<Agent, ApiError> {
+        // Keys a client handed over are secrets here too: masked in tool results.
+        for (name, value) in env {
+            if keel_tools::secrets::is_provider_key(name) {
+                keel_tools::secrets::global().add(name, value);
+            }
+        }
         let agent = spec.build(env).map_err(config_error)?;
         self.keel.register(agent.clone());
         Ok(agent)
@@ -210,6 +216,8 @@ impl Local {
         std::fs::create_dir_all(dir).map_err(keel_storage::Error::from_io)?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let store = SledStore::open(dir)?;
+        // No command this process runs may see the store or its socket.
+        keel_tools::sandbox::hide_from_commands(dir);
         let owner = Owner {
             keel: Keel::new(store),
             streams: Arc::new(AtomicUsize::new(0)),
@@ -220,7 +228,11 @@ impl Local {
         let server = match tokio::net::UnixListener::bind(&socket) {
             Ok(listener) => {
                 let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
-                let app = router(owner.clone());
+                // Every connection's peer is checked when it is accepted; a command
+                // Keel runs, or another user, gets 403 for everything (see `guard`).
+                let app = router(owner.clone())
+                    .layer(axum::middleware::from_fn(crate::guard::refuse_untrusted))
+                    .into_make_service_with_connect_info::<crate::guard::PeerVerdict>();
                 tokio::spawn(async move {
                     if let Err(e) = axum::serve(listener, app).await {
                         tracing::warn!("the control socket stopped: {e}");

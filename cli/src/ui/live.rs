@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use keel_engine::{FinishKind, RunEvent, Turn};
 use keel_providers::Usage;
 
-use super::{duration_ms, excerpt, one_line, usage_line};
+use super::{duration_ms, excerpt, json_line, one_line, safe, usage_line};
 
 /// Prints a run's events.
 pub struct Live {
@@ -20,6 +20,8 @@ pub struct Live {
     model: String,
     usage: Usage,
     names: HashMap<String, String>,
+    /// The isolation of the run's commands, for the banner.
+    isolation: Option<keel_tools::IsolationConfig>,
 }
 
 impl std::fmt::Debug for Live {
@@ -39,7 +41,15 @@ impl Live {
             model: String::new(),
             usage: Usage::default(),
             names: HashMap::new(),
+            isolation: None,
         }
+    }
+
+    /// The banner will say how the run's commands are confined on this system, and
+    /// what is not guaranteed here.
+    pub fn with_isolation(mut self, isolation: &keel_tools::IsolationConfig) -> Self {
+        self.isolation = Some(isolation.clone());
+        self
     }
 
     /// Stops the spinner and ends a half-printed line, before prompting.
@@ -69,9 +79,7 @@ impl Live {
             self.model = response.model.clone();
         }
         if self.json {
-            if let Ok(line) = serde_json::to_string(event) {
-                println!("{line}");
-            }
+            println!("{}", json_line(event));
             return;
         }
         match event {
@@ -81,7 +89,11 @@ impl Live {
                 let forked = parent
                     .map(|(p, at)| format!(", forked from {p} at seq {at}"))
                     .unwrap_or_default();
-                self.note(&format!("keel: run {run} (agent {agent}{forked})"));
+                self.note(&format!("keel: run {run} (agent {}{forked})", safe(agent)));
+                if let Some(isolation) = &self.isolation {
+                    let lines = containment_banner(isolation);
+                    self.note(&lines.join("\n"));
+                }
             }
             RunEvent::LlmCallStarted { .. } => {
                 self.pause();
@@ -101,7 +113,7 @@ impl Live {
                     s.finish_and_clear();
                 }
                 self.streamed.insert(*turn);
-                print!("{text}");
+                print!("{}", safe(text));
                 let _ = std::io::stdout().flush();
                 self.mid_line = !text.ends_with('\n');
             }
@@ -113,7 +125,8 @@ impl Live {
                 ..
             } => {
                 self.note(&format!(
-                    "keel: the model call failed ({reason}); trying again (attempt {attempt}) in {}",
+                    "keel: the model call failed ({}); trying again (attempt {attempt}) in {}",
+                    safe(reason),
                     duration_ms(*delay_ms)
                 ));
             }
@@ -121,7 +134,7 @@ impl Live {
                 self.pause();
                 let text = response.text();
                 if !self.streamed.contains(turn) && !text.trim().is_empty() {
-                    println!("{}", text.trim_end());
+                    println!("{}", safe(text.trim_end()));
                 }
             }
             RunEvent::ToolCallRequested { call, name, .. } => {
@@ -139,7 +152,7 @@ impl Live {
                 } else {
                     String::new()
                 };
-                self.note(&format!("  -> {name} [{call}]{again}"));
+                self.note(&format!("  -> {} [{call}]{again}", safe(name)));
             }
             RunEvent::ToolFinished {
                 name,
@@ -157,7 +170,11 @@ impl Live {
                     (FinishKind::Cancelled, _) => "cancelled",
                     _ => "error",
                 };
-                self.note(&format!("     {name}: {mark} ({})", duration_ms(*ms)));
+                self.note(&format!(
+                    "     {}: {mark} ({})",
+                    safe(name),
+                    duration_ms(*ms)
+                ));
                 if !output.trim().is_empty() {
                     let shown: Vec<String> = excerpt(output, 8, 120)
                         .lines()
@@ -182,8 +199,25 @@ impl Live {
                 ));
             }
             RunEvent::RunCancelled { reason, .. } => {
-                self.note(&format!("\nkeel: run cancelled: {reason}"));
+                self.note(&format!("\nkeel: run cancelled: {}", safe(reason)));
             }
         }
     }
+}
+
+/// The banner's lines on confinement: what holds for the run's commands on this
+/// system, then each thing that does not, said plainly.
+pub fn containment_banner(isolation: &keel_tools::IsolationConfig) -> Vec<String> {
+    let (holds, gaps) = keel_tools::sandbox::guarantees::for_people(isolation);
+    let mode = match isolation.mode {
+        keel_tools::IsolationMode::Off => "off",
+        keel_tools::IsolationMode::BestEffort => "best-effort",
+        keel_tools::IsolationMode::Required => "required",
+    };
+    let mut lines = vec![format!(
+        "keel: isolation {mode}: {}",
+        holds.first().map(String::as_str).unwrap_or_default()
+    )];
+    lines.extend(gaps.iter().map(|g| format!("keel: not guaranteed here: {g}")));
+    lines
 }

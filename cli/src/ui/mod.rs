@@ -1,9 +1,15 @@
 //! What people see: approval prompts, live output, timelines.
+//!
+//! Everything printed that comes from a model, a tool or a file goes through
+//! [`safe`] (or [`json_line`] for JSON): every secret value Keel holds is masked,
+//! and control characters, escape sequences and bidi overrides are shown as
+//! visible escapes (`\e[8m`, `\r`, `\u{202e}`), never sent to the terminal raw.
 
 pub mod live;
 pub mod prompt;
 pub mod timeline;
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 
 use keel_providers::Usage;
@@ -11,6 +17,31 @@ use keel_providers::Usage;
 /// Whether we can ask the person at this terminal.
 pub fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Text from a model, a tool or a file, as it may be printed: secrets masked,
+/// control characters visible (tabs and newlines kept).
+pub fn safe(text: &str) -> Cow<'_, str> {
+    match keel_tools::secrets::global().mask(text) {
+        Cow::Borrowed(t) => keel_tools::terminal::visible(t),
+        Cow::Owned(t) => Cow::Owned(keel_tools::terminal::visible(&t).into_owned()),
+    }
+}
+
+/// A JSON value as one printable line: secrets masked, and the characters JSON
+/// leaves raw that a terminal could act on (C1 controls, bidi overrides) escaped.
+pub fn json_line(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let text = keel_tools::secrets::global().mask(&text).into_owned();
+    keel_tools::terminal::json_safe(&text).into_owned()
+}
+
+/// Like [`json_line`], pretty-printed.
+pub fn json_pretty(value: &impl serde::Serialize) -> String {
+    let text = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let text = keel_tools::secrets::global().mask(&text).into_owned();
+    keel_tools::terminal::json_safe(&text).into_owned()
 }
 
 /// `1.2s`, `340ms`.
@@ -44,6 +75,7 @@ pub fn usage_line(model: &str, usage: &Usage) -> String {
 /// The first `lines` lines of `text`, each cut to `width` characters, with a note of
 /// what was left out.
 pub fn excerpt(text: &str, lines: usize, width: usize) -> String {
+    let text = safe(text);
     let mut out = Vec::new();
     let total = text.lines().count();
     for line in text.lines().take(lines) {
@@ -62,7 +94,7 @@ pub fn excerpt(text: &str, lines: usize, width: usize) -> String {
 
 /// One line: newlines shown as `⏎`, cut to `width` characters.
 pub fn one_line(text: &str, width: usize) -> String {
-    let flat = text.trim().replace('\n', " ⏎ ");
+    let flat = safe(text.trim()).replace('\n', " ⏎ ");
     if flat.chars().count() > width {
         let cut: String = flat.chars().take(width.saturating_sub(1)).collect();
         format!("{cut}…")

@@ -10,11 +10,46 @@ use keel_tools::{FieldKind, FormContext};
 
 const RULE: &str = "============================================================";
 
-/// Renders what a person must decide on.
+/// Lines of content an approval shows before it says how much it leaves out.
+const SHOW_LINES: usize = 400;
+/// Characters of one line an approval shows before it says how many it leaves out.
+const SHOW_WIDTH: usize = 2000;
+
+/// Appends `text`, indented, made safe (secrets masked, control characters
+/// visible), whole up to [`SHOW_LINES`] lines of [`SHOW_WIDTH`] characters; beyond
+/// that it says exactly what is not shown and where to see it.
+fn show(out: &mut String, text: &str) {
+    let text = super::safe(text);
+    let total = text.lines().count();
+    for line in text.lines().take(SHOW_LINES) {
+        let width = line.chars().count();
+        if width > SHOW_WIDTH {
+            let cut: String = line.chars().take(SHOW_WIDTH).collect();
+            out.push_str(&format!(
+                "     {cut}… [{} more characters on this line not shown]\n",
+                width - SHOW_WIDTH
+            ));
+        } else {
+            out.push_str(&format!("     {line}\n"));
+        }
+    }
+    if total > SHOW_LINES {
+        let hidden: usize = text.lines().skip(SHOW_LINES).map(|l| l.len() + 1).sum();
+        out.push_str(&format!(
+            "     … {} more lines ({hidden} bytes) are not shown here; `keel export <run>` prints the whole call\n",
+            total - SHOW_LINES
+        ));
+    }
+}
+
+/// Renders what a person must decide on. Everything that came from the model or a
+/// tool is shown made safe, and whole unless it is very long (then the prompt says
+/// how much is not shown and how to see it).
 pub fn render(step: &PendingStep) -> String {
+    use super::safe;
     let form = &step.form;
     let mut out = String::new();
-    out.push_str(&format!("{RULE}\n {}\n{RULE}\n", form.title));
+    out.push_str(&format!("{RULE}\n {}\n{RULE}\n", safe(&form.title)));
     match &form.context {
         FormContext::Command {
             command,
@@ -23,13 +58,18 @@ pub fn render(step: &PendingStep) -> String {
             matched_rule,
         } => {
             out.push_str(" The agent wants to run a command on your machine:\n");
-            out.push_str(&format!("   Command:   {command}\n"));
-            out.push_str(&format!("   Directory: {cwd}\n"));
+            if command.contains('\n') {
+                out.push_str("   Command:\n");
+                show(&mut out, command);
+            } else {
+                out.push_str(&format!("   Command:   {}\n", safe(command)));
+            }
+            out.push_str(&format!("   Directory: {}\n", safe(cwd)));
             if !reason.is_empty() {
-                out.push_str(&format!("   Why asked: {reason}\n"));
+                out.push_str(&format!("   Why asked: {}\n", safe(reason)));
             }
             if let Some(rule) = matched_rule {
-                out.push_str(&format!("   Matched:   {rule}\n"));
+                out.push_str(&format!("   Matched:   {}\n", safe(rule)));
             }
         }
         FormContext::Write {
@@ -38,38 +78,34 @@ pub fn render(step: &PendingStep) -> String {
             overwrites,
         } => {
             out.push_str(&format!(
-                " The agent wants to use the \"{}\" tool:\n   Path: {path}{}\n   Content:\n",
-                form.tool,
+                " The agent wants to use the \"{}\" tool:\n   Path: {}{}\n   Content:\n",
+                safe(&form.tool),
+                safe(path),
                 if *overwrites {
                     " (replaces the file)"
                 } else {
                     ""
                 }
             ));
-            for line in super::excerpt(content, 40, 160).lines() {
-                out.push_str(&format!("     {line}\n"));
-            }
+            show(&mut out, content);
         }
         FormContext::Edit { path, diff } => {
             out.push_str(&format!(
-                " The agent wants to use the \"{}\" tool:\n   Path: {path}\n   Change:\n",
-                form.tool
+                " The agent wants to use the \"{}\" tool:\n   Path: {}\n   Change:\n",
+                safe(&form.tool),
+                safe(path)
             ));
-            for line in super::excerpt(diff, 60, 160).lines() {
-                out.push_str(&format!("     {line}\n"));
-            }
+            show(&mut out, diff);
         }
         FormContext::Question { question } => {
-            out.push_str(&format!(" The agent asks:\n   {question}\n"));
+            out.push_str(&format!(" The agent asks:\n   {}\n", safe(question)));
         }
         FormContext::Call { args } => {
             out.push_str(&format!(
                 " The agent wants to call \"{}\" with:\n",
-                form.tool
+                safe(&form.tool)
             ));
-            for line in super::excerpt(args, 40, 160).lines() {
-                out.push_str(&format!("     {line}\n"));
-            }
+            show(&mut out, args);
         }
     }
     out
@@ -184,10 +220,12 @@ async fn answer_question(
                 FieldKind::Text => String::new(),
                 FieldKind::Number => " (a number)".to_owned(),
                 FieldKind::Boolean => " (y/n)".to_owned(),
-                FieldKind::Select { options } => format!(" ({})", options.join(" / ")),
+                FieldKind::Select { options } => {
+                    format!(" ({})", super::safe(&options.join(" / ")))
+                }
             };
             let optional = if field.required { "" } else { " [optional]" };
-            write!(output, " {}{hint}{optional}: ", field.label)?;
+            write!(output, " {}{hint}{optional}: ", super::safe(&field.label))?;
             output.flush()?;
             let line = input.next_line().await?;
             let text = line.trim();

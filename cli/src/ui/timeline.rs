@@ -201,7 +201,9 @@ pub fn render(run: RunId, events: &[(Seq, Stamped)], outputs: &Outputs) -> Strin
             );
         }
     }
-    out
+    // Everything above that came from a model, a tool or a file was made safe
+    // where it was cut; this covers what was printed whole (names, titles, paths).
+    super::safe(&out).into_owned()
 }
 
 fn header(out: &mut String, run: RunId, state: &RunState) {

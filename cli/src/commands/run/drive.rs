@@ -38,7 +38,7 @@ pub const WAITING: u8 = 3;
 /// Streams the run from `from`, answering approvals, until it ends (0 completed,
 /// 1 failed or cancelled), waits with nobody to ask (3), or Ctrl-C (130).
 pub async fn drive(backend: &mut Backend, run: RunId, from: Seq, session: &Session) -> Result<u8> {
-    let mut live = Live::new(session.drive.json);
+    let mut live = Live::new(session.drive.json).with_isolation(&session.spec.tools.isolation);
     let mut lines = None;
     let mut from = from;
     loop {

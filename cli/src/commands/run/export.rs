@@ -23,7 +23,7 @@ pub async fn export(ctx: &Ctx, args: RunRef) -> Result<u8> {
             };
             out.push(timeline::event_json(*seq, stamped, output.as_ref()));
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", crate::ui::json_pretty(&out));
         Ok(0)
     }
     .await;

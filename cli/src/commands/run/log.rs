@@ -29,7 +29,8 @@ pub async fn log(ctx: &Ctx, args: LogArgs) -> Result<u8> {
             }
             if args.json {
                 for (seq, e) in &events {
-                    println!("{}", timeline::event_json(*seq, e, outputs.get(seq)));
+                    let value = timeline::event_json(*seq, e, outputs.get(seq));
+                    println!("{}", crate::ui::json_line(&value));
                 }
             } else {
                 print!("{}", timeline::render(run, &events, &outputs));

@@ -36,7 +36,7 @@ pub async fn show(ctx: &Ctx, args: ShowArgs) -> Result<u8> {
                     .map(|(seq, e)| timeline::event_json(*seq, e, outputs.get(seq)))
                     .collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            println!("{}", crate::ui::json_pretty(&value));
         } else {
             print!("{}", timeline::render(run, &events, &outputs));
         }

@@ -48,7 +48,7 @@ pub async fn list(ctx: &Ctx, args: JsonFlag) -> Result<u8> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            println!("{}", crate::ui::json_pretty(&rows));
             return Ok(0);
         }
         if runs.is_empty() {
