@@ -47,7 +47,11 @@ impl Backend {
                         // The owner refused this process (a command an agent runs):
                         // waiting will not change that.
                         Err(ClientError::Api(e)) if e.kind == "forbidden" => {
-                            bail!("the owner of the store {} refused this process: {}", dir.display(), e.message)
+                            bail!(
+                                "the owner of the store {} refused this process: {}",
+                                dir.display(),
+                                e.message
+                            )
                         }
                         Err(e) if Instant::now() >= deadline => bail!(
                             "the store {} is in use by another process{} that does not answer on its control socket ({e})",

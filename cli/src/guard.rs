@@ -11,8 +11,8 @@
 //! standard error. A `keel` process a command runs is refused the same way.
 
 use axum::Json;
-use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::Request;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};

@@ -218,6 +218,9 @@ pub fn containment_banner(isolation: &keel_tools::IsolationConfig) -> Vec<String
         "keel: isolation {mode}: {}",
         holds.first().map(String::as_str).unwrap_or_default()
     )];
-    lines.extend(gaps.iter().map(|g| format!("keel: not guaranteed here: {g}")));
+    lines.extend(
+        gaps.iter()
+            .map(|g| format!("keel: not guaranteed here: {g}")),
+    );
     lines
 }

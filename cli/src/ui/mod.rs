@@ -38,8 +38,8 @@ pub fn json_line(value: &impl serde::Serialize) -> String {
 
 /// Like [`json_line`], pretty-printed.
 pub fn json_pretty(value: &impl serde::Serialize) -> String {
-    let text = serde_json::to_string_pretty(value)
-        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let text =
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     let text = keel_tools::secrets::global().mask(&text).into_owned();
     keel_tools::terminal::json_safe(&text).into_owned()
 }

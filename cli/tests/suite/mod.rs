@@ -1,6 +1,8 @@
+mod contain;
 mod crash;
 mod inspect;
 mod kill9;
 mod owner;
 mod pty;
 mod run;
+mod terminal;

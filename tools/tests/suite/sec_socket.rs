@@ -92,8 +92,10 @@ async fn sec_45_the_store_directory_is_hidden_from_commands() {
     std::fs::write(store.join("LOCK"), "owner").unwrap();
     let verdicts = guarded_server(&store.join("keel.sock"));
     keel_tools::sandbox::hide_from_commands(&store);
+    // By absolute path, and relative to the working directory (which the shell
+    // enters inside its own mount namespace, not through a descriptor from outside).
     let probe = format!(
-        "ls -A {s}; cat {s}/LOCK; echo x > {s}/new; {}",
+        "ls -A {s}; cat {s}/LOCK; ls -A ../outside/store; cat ../outside/store/LOCK; echo x > {s}/new; {}",
         curl(&store.join("keel.sock")),
         s = store.display()
     );
@@ -112,6 +114,24 @@ async fn sec_45_the_store_directory_is_hidden_from_commands() {
     assert!(out.contains("000\n"), "curl never connected: {out}");
     assert!(!store.join("new").exists());
     assert!(verdicts.try_recv().is_err(), "a command reached the socket");
+    // A store inside the workspace is hidden too, and cannot be a command's
+    // working directory.
+    let inner = ws.path(".keel-store");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::write(inner.join("LOCK"), "owner").unwrap();
+    keel_tools::sandbox::hide_from_commands(&inner);
+    let out = ws
+        .sh("cat .keel-store/LOCK; ls -A .keel-store | wc -l")
+        .await
+        .content;
+    assert!(!out.contains("owner") && out.contains("\n0\n"), "{out}");
+    let e = err(ws
+        .call(
+            "exec",
+            serde_json::json!({"command": "cat LOCK", "cwd": ".keel-store"}),
+        )
+        .await);
+    assert!(e.contains("it is hidden from commands"), "{e}");
 }
 
 #[tokio::test]

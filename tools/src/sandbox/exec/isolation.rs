@@ -109,6 +109,7 @@ fn probe_shape(shape: Shape) -> bool {
         argv: vec![c"sh".into(), c"-c".into(), c":".into()],
         envp: Vec::new(),
         cwd,
+        cwd_path: None,
         output,
         stdin,
         nproc: None,

@@ -72,6 +72,11 @@ pub(crate) struct Prepared {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub cwd: OwnedFd,
+    /// The working directory's absolute path (namespaced shape): a descriptor
+    /// opened outside the command's mount namespace would resolve `..` and paths
+    /// below it in the outer namespace's mounts, where nothing is hidden, so the
+    /// shell enters it by path and checks it is the same directory as `cwd`.
+    pub cwd_path: Option<CString>,
     pub output: OwnedFd,
     pub stdin: OwnedFd,
     /// `RLIMIT_NPROC` for the command.
@@ -126,6 +131,7 @@ fn describe_step(step: u32, index: u32) -> String {
         5 => format!("hide path #{index}"),
         6 => "start a new session".into(),
         7 => "set the process limit".into(),
+        8 if index == 1 => "enter the working directory: it is not the directory that was checked (it was replaced, or it is hidden from commands)".into(),
         8 => "enter the working directory".into(),
         9 => "set up stdin/stdout/stderr".into(),
         10 => "drop capabilities".into(),
@@ -356,7 +362,22 @@ impl Child<'_> {
                     Step::Limit,
                 );
             }
-            self.check(libc::fchdir(p.cwd.as_raw_fd()).into(), Step::Chdir);
+            match &p.cwd_path {
+                Some(path) => {
+                    self.check(libc::chdir(path.as_ptr()).into(), Step::Chdir);
+                    let mut checked: libc::stat = std::mem::zeroed();
+                    let mut entered: libc::stat = std::mem::zeroed();
+                    self.check(
+                        libc::fstat(p.cwd.as_raw_fd(), &mut checked).into(),
+                        Step::Chdir,
+                    );
+                    self.check(libc::stat(c".".as_ptr(), &mut entered).into(), Step::Chdir);
+                    if checked.st_dev != entered.st_dev || checked.st_ino != entered.st_ino {
+                        self.fail(Step::Chdir, 1);
+                    }
+                }
+                None => self.check(libc::fchdir(p.cwd.as_raw_fd()).into(), Step::Chdir),
+            }
             for (from, to) in [
                 (p.stdin.as_raw_fd(), 0),
                 (p.output.as_raw_fd(), 1),

@@ -202,6 +202,7 @@ impl ExecTool {
             shell: cfg.exec.shell.clone(),
             command: args.command.clone(),
             cwd: cwd_fd,
+            cwd_path: cwd.clone(),
             env,
             timeout: Duration::from_secs(timeout_secs),
             max_output: cfg.exec.max_output_bytes,

@@ -78,6 +78,8 @@ pub(crate) struct Spec {
     pub shell: PathBuf,
     pub command: String,
     pub cwd: OwnedFd,
+    /// The working directory's absolute path.
+    pub cwd_path: String,
     pub env: Vec<(OsString, OsString)>,
     pub timeout: Duration,
     pub max_output: usize,
@@ -116,10 +118,12 @@ fn c_string(bytes: Vec<u8>, what: &str) -> Result<CString, String> {
 }
 
 /// Everything the child side needs, built off the async executor.
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     shell: PathBuf,
     command: String,
     cwd: OwnedFd,
+    cwd_path: String,
     env: Vec<(OsString, OsString)>,
     output: OwnedFd,
     nproc: Option<u64>,
@@ -152,6 +156,10 @@ fn prepare(
         ],
         envp,
         cwd,
+        cwd_path: match plan.shape {
+            Shape::Namespaced { .. } => Some(c_string(cwd_path.into_bytes(), "the directory")?),
+            Shape::Supervised => None,
+        },
         output,
         stdin,
         nproc,
@@ -178,6 +186,7 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
         shell,
         command,
         cwd,
+        cwd_path,
         env,
         timeout,
         max_output,
@@ -196,7 +205,16 @@ pub(crate) async fn run(spec: Spec, cancel: CancellationToken) -> Result<Finishe
                 (false, true) => Some(max_processes as u64),
                 (false, false) => Some(procs::user_tasks() + max_processes as u64),
             };
-            let prepared = prepare(shell, command, cwd, env, OwnedFd::from(writer), nproc, plan);
+            let prepared = prepare(
+                shell,
+                command,
+                cwd,
+                cwd_path,
+                env,
+                OwnedFd::from(writer),
+                nproc,
+                plan,
+            );
             let started = prepared.and_then(|p| {
                 let started = launch::start(&p);
                 // Closes this side's copy of the output pipe.
