@@ -127,7 +127,7 @@ fn the_provider_key_is_unreadable_from_proc_and_never_shown() {
         );
         // Hold the model's turn 1 so keel is alive while the test looks at it.
         project.server.hold(1);
-        let mut child = project
+        let child = project
             .keel()
             .args(["run", "agent", "find the key"])
             .stdout(Stdio::piped())
