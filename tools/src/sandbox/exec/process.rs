@@ -428,6 +428,21 @@ fn watch(
                 }
                 signal(&started, Signal::KILL);
             }
+            if !left {
+                // Nothing but the supervisor is left (it has no child, and every
+                // process of the command would be its descendant): the call is over.
+                // Tearing its namespaces down (an RCU grace period for the mounts)
+                // need not delay the result; the supervisor is reaped after.
+                let _ = events.send(Event::Done {
+                    status: Ok(ExitStatus::from_raw(raw)),
+                    leftovers,
+                });
+                let _ = rustix::process::waitpid(
+                    Some(started.pid),
+                    rustix::process::WaitOptions::empty(),
+                );
+                return;
+            }
         }
         if wake.exited {
             let _ =
