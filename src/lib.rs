@@ -13,3 +13,5 @@ pub use keel_engine as engine;
 pub use keel_providers as providers;
 pub use keel_storage as storage;
 pub use keel_tools as tools;
+/// See [`keel_tools::harden_process`]: call it first thing in `main`.
+pub use keel_tools::{Hardening, harden_process};

@@ -17,11 +17,18 @@
 //! - `exec` commands are parsed with a shell grammar and checked against the policy
 //!   (`approval-always` by default; allowlists match each simple command's argv;
 //!   redirections, substitutions and trampolines always need a person; deny rules
-//!   apply however deeply nested), run in a session of their own with an empty
-//!   stdin and a scrubbed environment, and are killed with every process they
-//!   started at the timeout or when they end;
-//! - optional OS isolation (Landlock, namespaces) confines their writes and cuts
-//!   the network.
+//!   apply however deeply nested), run under a supervisor — pid 1 of a PID and mount
+//!   namespace of their own where the system allows, else a child subreaper — with
+//!   an empty stdin and a scrubbed environment, and every process they started is
+//!   killed at the timeout or when they end;
+//! - optional OS isolation (Landlock, namespaces) confines their writes, cuts the
+//!   network and hides sockets that act for the person
+//!   ([`sandbox::guarantees`] says what holds on a given system).
+//!
+//! Around them: [`harden_process`] keeps provider keys out of reach of commands,
+//! [`secrets`] masks every secret value in whatever any tool returns,
+//! [`sandbox::peer`] tells a control server whether a peer is a command's process,
+//! and [`terminal::visible`] makes text safe to print.
 //!
 //! ```no_run
 //! let mut config = keel_tools::SandboxConfig::default();

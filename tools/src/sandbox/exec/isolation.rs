@@ -1,4 +1,4 @@
-//! How a command is confined (Linux), decided before it starts: the [`Plan`].
+//! How a command is confined (Linux), decided before it starts (its `Plan`).
 //!
 //! Whatever the isolation mode, where the system allows (root, or unprivileged
 //! user namespaces), every command runs in a **PID namespace and mount namespace
