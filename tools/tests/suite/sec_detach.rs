@@ -122,3 +122,58 @@ async fn sec_53_killing_an_unprotected_supervisor_ends_the_call_and_says_what_ma
     assert!(!out.content.contains("never"), "{}", out.content);
     println!("survivors, as stated: {survivors:?}");
 }
+
+/// Root's commands get a PID namespace without a user namespace; everyone else's
+/// through one. When the tests run as root, this runs the containment tests again
+/// as `nobody`, so the unprivileged path is checked on the same machine.
+#[test]
+fn sec_53_the_containment_tests_pass_as_an_unprivileged_user() {
+    if !rustix::process::geteuid().is_root() {
+        println!("not root: this run already is the unprivileged one");
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/setpriv").exists() {
+        println!("UNSUPPORTED here: no setpriv to drop to nobody");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "suite::sec_detach::sec_53_a",
+            "suite::sec_detach::sec_53_n",
+            "suite::sec_detach::sec_53_s",
+            "suite::sec_detach::sec_53_k",
+            "suite::sec_secrets",
+            "suite::sec_socket",
+            "suite::sec_isolation",
+            "--nocapture",
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", tmp.path())
+        .env("HOME", tmp.path())
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("Permission denied") && !stdout.contains("test result") {
+        println!("UNSUPPORTED here: nobody cannot run the test binary: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(" passed; 0 failed"), "{stdout}");
+    // Which shape the unprivileged run had (sec_43 prints what the system offers).
+    let support = stdout
+        .lines()
+        .find(|l| l.starts_with("isolation support:"))
+        .unwrap_or("isolation support: not printed");
+    println!("as nobody, {support}");
+}
