@@ -68,7 +68,8 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = if e.is::<UsageError>() { 2 } else { 1 };
-            eprintln!("keel: {e:#}");
+            // Errors can quote a model, a tool or a server: shown made safe.
+            eprintln!("keel: {}", ui::safe(&format!("{e:#}")));
             ExitCode::from(code)
         }
     }

@@ -97,7 +97,7 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
                 report.events, report.turns
             ),
             Err(nd) => {
-                println!("{nd}");
+                println!("{}", crate::ui::safe(&nd.to_string()));
                 return Ok(4);
             }
         }

@@ -36,7 +36,7 @@ pub async fn replay(ctx: &Ctx, args: RunRef) -> Result<u8> {
             }
             Err(nd) => {
                 println!("run {run}: NOT deterministic under the current definition of agent `{}`.", agent.id());
-                println!("{nd}");
+                println!("{}", crate::ui::safe(&nd.to_string()));
                 println!(
                     "The log was recorded with another definition (or another Keel). Restore it to resume this run, or fork the run from before seq {} to continue under the new one.",
                     nd.seq
