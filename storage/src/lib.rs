@@ -59,17 +59,27 @@
 pub mod conformance;
 mod error;
 mod id;
+pub mod leases;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sled;
 mod store;
+mod url;
 mod watch;
 
 pub use self::sled::{DEFAULT_DIR, SledOptions, SledStore};
 pub use error::{Error, Result};
 pub use id::{BlobHash, ParseBlobHashError, ParseRunIdError, RunId, Seq, Timestamp};
+pub use leases::{
+    Epoch, Fenced, FencedAppendResult, FencedStore, Lease, Leases, Refusal, WorkHint, WorkerId,
+};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore};
 pub use store::{
     AppendResult, Batch, Conflict, DynEventStore, EventStore, Record, RunInfo, RunStatus,
     RunSummary, SharedStore,
 };
+pub use url::{AnyStore, StoreUrl};
 pub use watch::WatchHub;
