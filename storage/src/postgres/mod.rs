@@ -83,7 +83,6 @@ pub struct PgOptions {
     lease_time: Duration,
     poll_interval: Duration,
     statement_timeout: Duration,
-    schema_version: i32,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -109,7 +108,6 @@ impl PgOptions {
             lease_time: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(30),
-            schema_version: schema::LATEST,
         })
     }
 
@@ -189,7 +187,7 @@ impl PgOptions {
             .get()
             .await
             .map_err(|e| error::from_pool(&target, e))?;
-        schema::migrate(&mut client, self.schema_version, &target).await?;
+        schema::migrate(&mut client, schema::LATEST, &target).await?;
         let fsync: String = client
             .query_one("SELECT current_setting('fsync')", &[])
             .await
@@ -216,12 +214,6 @@ impl PgOptions {
                 listener: Mutex::new(None),
             }),
         })
-    }
-
-    #[cfg(feature = "conformance")]
-    pub(crate) fn schema_version(mut self, version: i32) -> Self {
-        self.schema_version = version;
-        self
     }
 }
 

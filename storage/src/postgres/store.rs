@@ -18,16 +18,16 @@ use crate::store::{AppendResult, Batch, Conflict, EventStore, Record, RunInfo, R
 const APPEND_FIRST: &str = "
 WITH cas AS (
     INSERT INTO keel_runs AS r (run, next_seq, summary, status)
-    VALUES ($1, $2 + cardinality($3::bytea[]), $4::text::jsonb, $5)
+    VALUES ($1, $2::bigint + cardinality($3::bytea[]), $4::text::jsonb, $5)
     ON CONFLICT (run) DO UPDATE
         SET next_seq = EXCLUDED.next_seq,
             summary = COALESCE(EXCLUDED.summary, r.summary),
             status = COALESCE(EXCLUDED.status, r.status)
-        WHERE r.next_seq = $2
+        WHERE r.next_seq = $2::bigint
     RETURNING r.next_seq, r.status, r.lease_expires IS NULL OR r.lease_expires < now()
 ), events AS (
     INSERT INTO keel_events (run, seq, bytes)
-    SELECT $1, $2 + t.i - 1, t.b FROM cas, unnest($3::bytea[]) WITH ORDINALITY AS t(b, i)
+    SELECT $1, $2::bigint + t.i - 1, t.b FROM cas, unnest($3::bytea[]) WITH ORDINALITY AS t(b, i)
 ), blobs AS (
     INSERT INTO keel_blobs (hash, bytes)
     SELECT t.h, t.b FROM cas, unnest($6::bytea[], $7::bytea[]) AS t(h, b)
@@ -39,14 +39,14 @@ SELECT * FROM cas";
 const APPEND_NEXT: &str = "
 WITH cas AS (
     UPDATE keel_runs AS r
-    SET next_seq = $2 + cardinality($3::bytea[]),
+    SET next_seq = $2::bigint + cardinality($3::bytea[]),
         summary = COALESCE($4::text::jsonb, r.summary),
         status = COALESCE($5, r.status)
-    WHERE r.run = $1 AND r.next_seq = $2 AND ($8::bigint IS NULL OR r.epoch = $8)
+    WHERE r.run = $1 AND r.next_seq = $2::bigint AND ($8::bigint IS NULL OR r.epoch = $8)
     RETURNING r.next_seq, r.status, r.lease_expires IS NULL OR r.lease_expires < now()
 ), events AS (
     INSERT INTO keel_events (run, seq, bytes)
-    SELECT $1, $2 + t.i - 1, t.b FROM cas, unnest($3::bytea[]) WITH ORDINALITY AS t(b, i)
+    SELECT $1, $2::bigint + t.i - 1, t.b FROM cas, unnest($3::bytea[]) WITH ORDINALITY AS t(b, i)
 ), blobs AS (
     INSERT INTO keel_blobs (hash, bytes)
     SELECT t.h, t.b FROM cas, unnest($6::bytea[], $7::bytea[]) AS t(h, b)
