@@ -164,10 +164,15 @@ pub struct WorkHint(pub(crate) tokio::sync::watch::Receiver<u64>);
 
 impl WorkHint {
     /// Waits until a run may have become runnable since the last call, or until
-    /// `timeout` passes (a worker also polls: a hint can be lost with its sender).
-    pub async fn wait(&mut self, timeout: Duration) {
-        let _ = tokio::time::timeout(timeout, self.0.changed()).await;
+    /// `timeout` passes (a worker also polls: a hint can be lost with its sender, and
+    /// leases expire without one). Returns whether a hint came.
+    pub async fn wait(&mut self, timeout: Duration) -> bool {
+        let hinted = matches!(
+            tokio::time::timeout(timeout, self.0.changed()).await,
+            Ok(Ok(()))
+        );
         self.0.borrow_and_update();
+        hinted
     }
 }
 
@@ -258,7 +263,11 @@ impl<S: Leases + Clone> EventStore for FencedStore<S> {
             if run != this.lease.run {
                 return this.store.append(run, expected, batch).await;
             }
-            match this.store.append_fenced(&this.lease, expected, batch).await? {
+            match this
+                .store
+                .append_fenced(&this.lease, expected, batch)
+                .await?
+            {
                 Ok(next) => Ok(Ok(next)),
                 Err(Refusal::Conflict(conflict)) => Ok(Err(conflict)),
                 Err(Refusal::Fenced(fenced)) => Err(fenced.into()),
@@ -272,10 +281,7 @@ impl<S: Leases + Clone> EventStore for FencedStore<S> {
     ) -> impl Future<Output = Result<Vec<crate::Record>>> + Send {
         self.store.read(run, from)
     }
-    fn run_info(
-        &self,
-        run: RunId,
-    ) -> impl Future<Output = Result<Option<crate::RunInfo>>> + Send {
+    fn run_info(&self, run: RunId) -> impl Future<Output = Result<Option<crate::RunInfo>>> + Send {
         self.store.run_info(run)
     }
     fn list_runs(&self) -> impl Future<Output = Result<Vec<crate::RunInfo>>> + Send {

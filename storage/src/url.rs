@@ -40,7 +40,9 @@ impl StoreUrl {
         }
         if let Some((scheme, _)) = text.split_once("://")
             && !scheme.is_empty()
-            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         {
             if !matches!(
                 scheme.to_ascii_lowercase().as_str(),
@@ -92,7 +94,9 @@ impl StoreUrl {
                 Ok(AnyStore::Sled(store))
             }
             #[cfg(feature = "postgres")]
-            StoreUrl::Postgres(options) => Ok(AnyStore::Postgres(options.as_ref().clone().open().await?)),
+            StoreUrl::Postgres(options) => {
+                Ok(AnyStore::Postgres(options.as_ref().clone().open().await?))
+            }
         }
     }
 }
@@ -198,8 +202,13 @@ mod tests {
 
     #[test]
     fn paths_and_urls() {
-        assert!(matches!(StoreUrl::parse("./.keel").unwrap(), StoreUrl::Path(p) if p == PathBuf::from("./.keel")));
-        assert!(matches!(StoreUrl::parse("/var/lib/keel").unwrap(), StoreUrl::Path(_)));
+        assert!(
+            matches!(StoreUrl::parse("./.keel").unwrap(), StoreUrl::Path(p) if p == PathBuf::from("./.keel"))
+        );
+        assert!(matches!(
+            StoreUrl::parse("/var/lib/keel").unwrap(),
+            StoreUrl::Path(_)
+        ));
         let err = StoreUrl::parse("mysql://u:pw@h/db").unwrap_err();
         assert!(matches!(err, Error::BadUrl { .. }));
         assert!(err.to_string().contains("postgres://"), "{err}");
@@ -218,7 +227,12 @@ mod tests {
             assert!(url.is_shared());
             assert_eq!(url.to_string(), "postgres://keel@db:5433/runs");
         }
-        let url: StoreUrl = "postgresql:///runs?host=/run/keel&user=keel".parse().unwrap();
-        assert_eq!(url.to_string(), "postgres://keel@[socket /run/keel/.s.PGSQL.5432]/runs");
+        let url: StoreUrl = "postgresql:///runs?host=/run/keel&user=keel"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://keel@[socket /run/keel/.s.PGSQL.5432]/runs"
+        );
     }
 }

@@ -29,7 +29,11 @@ mod shared {
             Ok((SharedStore::new(store), dir))
         }
 
-        async fn reopen(&self, store: SharedStore, guard: &tempfile::TempDir) -> Result<SharedStore> {
+        async fn reopen(
+            &self,
+            store: SharedStore,
+            guard: &tempfile::TempDir,
+        ) -> Result<SharedStore> {
             drop(store);
             Ok(SharedStore::new(SledStore::open(
                 guard.path().join("store"),

@@ -34,7 +34,7 @@ pub mod postgres;
 mod watch;
 pub use cases::*;
 #[cfg(feature = "postgres")]
-pub use postgres::{PgHarness, TestPostgres};
+pub use postgres::{PgHarness, TestPostgres, create_schema_at};
 pub use watch::*;
 
 /// How a suite gets stores to test.

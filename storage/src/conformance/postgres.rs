@@ -100,12 +100,12 @@ impl TestPostgres {
     /// Stops the server the way a crash would: `pg_ctl stop -m immediate` (no
     /// checkpoint; the next start recovers from the WAL).
     pub fn stop_immediately(&self) {
-        self.run(
-            self.tool("pg_ctl")
-                .arg("-D")
-                .arg(self.data_dir())
-                .args(["-w", "-m", "immediate", "stop"]),
-        );
+        self.run(self.tool("pg_ctl").arg("-D").arg(self.data_dir()).args([
+            "-w",
+            "-m",
+            "immediate",
+            "stop",
+        ]));
     }
 
     /// The directory holding the server's Unix socket.

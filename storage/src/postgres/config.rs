@@ -92,7 +92,10 @@ fn default_socket_dir() -> &'static str {
 
 /// The store as shown in messages: `postgres://user@host:port/db`, no password.
 pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
-    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
     let ports = config.get_ports();
     let hosts: Vec<String> = config
         .get_hosts()
@@ -176,10 +179,7 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://u:s3cret@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(redact("postgres://u:s3cret@h/db"), "postgres://u:***@h/db");
         assert_eq!(
             redact("postgres://u@h/db?password=s3cret&x=1"),
             "postgres://u@h/db?password=***&x=1"

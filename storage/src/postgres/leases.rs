@@ -114,7 +114,11 @@ impl Leases for PgStore {
         self.inner.lease_time
     }
 
-    fn claim(&self, worker: &WorkerId, max: usize) -> impl Future<Output = Result<Vec<Lease>>> + Send {
+    fn claim(
+        &self,
+        worker: &WorkerId,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Lease>>> + Send {
         let worker = worker.clone();
         async move {
             let limit = to_i64(max as u64, "claim limit")?;
@@ -150,8 +154,12 @@ impl Leases for PgStore {
     ) -> impl Future<Output = Result<Option<Lease>>> + Send {
         let worker = worker.clone();
         async move {
-            let (id, name, ms, sql) =
-                (uuid(run), worker.as_str().to_owned(), self.lease_ms(), claim_run_sql());
+            let (id, name, ms, sql) = (
+                uuid(run),
+                worker.as_str().to_owned(),
+                self.lease_ms(),
+                claim_run_sql(),
+            );
             let sent = Instant::now();
             let row = self
                 .with_client(|c| {

@@ -212,7 +212,7 @@ pub(super) async fn listen(
 }
 
 /// A watch stream: read from the next seq, wait for a hint or the poll interval,
-/// read again. Retryable failures are retried (after the poll interval), so the
+/// read again. Retryable failures are retried with backoff (50 ms to 2 s), so the
 /// stream outlives lost connections; any other failure ends it with the error.
 pub(super) fn watch(store: PgStore, run: RunId, from: Seq) -> BoxStream<'static, Result<Record>> {
     let mut run_hint = store.inner.hints.subscribe(run);
@@ -221,6 +221,7 @@ pub(super) fn watch(store: PgStore, run: RunId, from: Seq) -> BoxStream<'static,
     Box::pin(async_stream::stream! {
         store.ensure_listener();
         let mut next = from;
+        let mut backoff = Duration::from_millis(50);
         loop {
             // Mark the hints seen *before* reading, so one arriving during the read
             // causes another read instead of being lost.
@@ -228,6 +229,7 @@ pub(super) fn watch(store: PgStore, run: RunId, from: Seq) -> BoxStream<'static,
             everything.borrow_and_update();
             match store.read(run, next).await {
                 Ok(records) => {
+                    backoff = Duration::from_millis(50);
                     for record in records {
                         next = record.seq.next();
                         yield Ok(record);
@@ -236,6 +238,9 @@ pub(super) fn watch(store: PgStore, run: RunId, from: Seq) -> BoxStream<'static,
                 Err(err) if err.is_retryable() => {
                     tracing::debug!(store = %store.target(), %run, %err, "watch read failed; retrying");
                     store.ensure_listener();
+                    tokio::time::sleep(backoff.min(poll)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
                 }
                 Err(err) => {
                     yield Err(err);

@@ -183,10 +183,7 @@ impl PgOptions {
             }))
             .build()
             .map_err(|e| Error::Backend(format!("cannot build the connection pool: {e}")))?;
-        let mut client = pool
-            .get()
-            .await
-            .map_err(|e| error::from_pool(&target, e))?;
+        let mut client = pool.get().await.map_err(|e| error::from_pool(&target, e))?;
         schema::migrate(&mut client, schema::LATEST, &target).await?;
         let fsync: String = client
             .query_one("SELECT current_setting('fsync')", &[])

@@ -88,7 +88,10 @@ pub(crate) async fn migrate(client: &mut Client, up_to: i32, target: &str) -> Re
     .await
     .map_err(schema_error)?;
     let applied = tx
-        .query("SELECT version, checksum FROM keel_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version, checksum FROM keel_migrations ORDER BY version",
+            &[],
+        )
         .await
         .map_err(schema_error)?;
     let mut current = 0;
@@ -119,7 +122,11 @@ pub(crate) async fn migrate(client: &mut Client, up_to: i32, target: &str) -> Re
             .map_err(schema_error)?;
         tx.execute(
             "INSERT INTO keel_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-            &[&migration.version, &migration.name, &checksum(migration.sql)],
+            &[
+                &migration.version,
+                &migration.name,
+                &checksum(migration.sql),
+            ],
         )
         .await
         .map_err(schema_error)?;

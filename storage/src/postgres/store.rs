@@ -135,7 +135,15 @@ impl PgStore {
                         unique_is_refusal(
                             c.query_opt(
                                 &st,
-                                &[&id, &expected_i64, &events, &summary, &status, &hashes, &blob_bytes],
+                                &[
+                                    &id,
+                                    &expected_i64,
+                                    &events,
+                                    &summary,
+                                    &status,
+                                    &hashes,
+                                    &blob_bytes,
+                                ],
                             )
                             .await,
                         )
@@ -197,11 +205,7 @@ impl PgStore {
         if let Some(held) = epoch
             && held != current
         {
-            return Ok(Err(Refusal::Fenced(Fenced {
-                run,
-                held,
-                current,
-            })));
+            return Ok(Err(Refusal::Fenced(Fenced { run, held, current })));
         }
         Ok(Err(Refusal::Conflict(Conflict {
             run,
@@ -359,7 +363,10 @@ impl EventStore for PgStore {
             let Some(row) = row else { return Ok(None) };
             let bytes: Vec<u8> = row.get(0);
             if BlobHash::of(&bytes) != hash {
-                return Err(corrupt("blob", format!("the blob stored as {hash} has other bytes")));
+                return Err(corrupt(
+                    "blob",
+                    format!("the blob stored as {hash} has other bytes"),
+                ));
             }
             Ok(Some(bytes.into()))
         }
