@@ -3,7 +3,6 @@
 //! `KEEL_STORE`), [`AnyStore`] is the opened store the CLI holds.
 
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -165,34 +164,29 @@ macro_rules! each {
 }
 
 impl EventStore for AnyStore {
-    fn append(
-        &self,
-        run: RunId,
-        expected: Seq,
-        batch: Batch,
-    ) -> impl Future<Output = AppendResult> + Send {
-        async move { each!(self, s => s.append(run, expected, batch).await) }
+    async fn append(&self, run: RunId, expected: Seq, batch: Batch) -> AppendResult {
+        each!(self, s => s.append(run, expected, batch).await)
     }
-    fn read(&self, run: RunId, from: Seq) -> impl Future<Output = Result<Vec<Record>>> + Send {
-        async move { each!(self, s => s.read(run, from).await) }
+    async fn read(&self, run: RunId, from: Seq) -> Result<Vec<Record>> {
+        each!(self, s => s.read(run, from).await)
     }
-    fn run_info(&self, run: RunId) -> impl Future<Output = Result<Option<RunInfo>>> + Send {
-        async move { each!(self, s => s.run_info(run).await) }
+    async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>> {
+        each!(self, s => s.run_info(run).await)
     }
-    fn list_runs(&self) -> impl Future<Output = Result<Vec<RunInfo>>> + Send {
-        async move { each!(self, s => s.list_runs().await) }
+    async fn list_runs(&self) -> Result<Vec<RunInfo>> {
+        each!(self, s => s.list_runs().await)
     }
     fn watch(&self, run: RunId, from: Seq) -> BoxStream<'static, Result<Record>> {
         each!(self, s => s.watch(run, from))
     }
-    fn put_blob(&self, bytes: Bytes) -> impl Future<Output = Result<BlobHash>> + Send {
-        async move { each!(self, s => s.put_blob(bytes).await) }
+    async fn put_blob(&self, bytes: Bytes) -> Result<BlobHash> {
+        each!(self, s => s.put_blob(bytes).await)
     }
-    fn get_blob(&self, hash: BlobHash) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        async move { each!(self, s => s.get_blob(hash).await) }
+    async fn get_blob(&self, hash: BlobHash) -> Result<Option<Bytes>> {
+        each!(self, s => s.get_blob(hash).await)
     }
-    fn delete_run(&self, run: RunId) -> impl Future<Output = Result<bool>> + Send {
-        async move { each!(self, s => s.delete_run(run).await) }
+    async fn delete_run(&self, run: RunId) -> Result<bool> {
+        each!(self, s => s.delete_run(run).await)
     }
 }
 
@@ -203,7 +197,7 @@ mod tests {
     #[test]
     fn paths_and_urls() {
         assert!(
-            matches!(StoreUrl::parse("./.keel").unwrap(), StoreUrl::Path(p) if p == PathBuf::from("./.keel"))
+            matches!(StoreUrl::parse("./.keel").unwrap(), StoreUrl::Path(p) if p == std::path::Path::new("./.keel"))
         );
         assert!(matches!(
             StoreUrl::parse("/var/lib/keel").unwrap(),

@@ -202,6 +202,9 @@ impl TestPostgres {
 
     /// A process that outlives this one by at most a second, then stops the server
     /// and deletes its directory.
+    // The watchdog must outlive this process (which is what it watches); once this
+    // process is gone, init reaps it.
+    #[allow(clippy::zombie_processes)]
     fn watchdog(&self) {
         let pg_ctl = self.tool("pg_ctl");
         let stop = std::iter::once(pg_ctl.get_program())

@@ -271,30 +271,28 @@ impl Leases for PgStore {
         }
     }
 
-    fn sweep(&self) -> impl Future<Output = Result<Vec<RunId>>> + Send {
-        async move {
-            let rows = self
-                .with_client(|c| {
-                    Box::pin(async move {
-                        let st = c.prepare_cached(SWEEP).await?;
-                        c.query(&st, &[]).await
-                    })
+    async fn sweep(&self) -> Result<Vec<RunId>> {
+        let rows = self
+            .with_client(|c| {
+                Box::pin(async move {
+                    let st = c.prepare_cached(SWEEP).await?;
+                    c.query(&st, &[]).await
                 })
-                .await?;
-            let mut runnable = false;
-            let swept = rows
-                .iter()
-                .map(|row| {
-                    runnable |= row.get::<_, Option<bool>>(1) == Some(true);
-                    let run: uuid::Uuid = row.get(0);
-                    RunId::from_bytes(*run.as_bytes())
-                })
-                .collect();
-            if runnable {
-                self.wake_workers();
-            }
-            Ok(swept)
+            })
+            .await?;
+        let mut runnable = false;
+        let swept = rows
+            .iter()
+            .map(|row| {
+                runnable |= row.get::<_, Option<bool>>(1) == Some(true);
+                let run: uuid::Uuid = row.get(0);
+                RunId::from_bytes(*run.as_bytes())
+            })
+            .collect();
+        if runnable {
+            self.wake_workers();
         }
+        Ok(swept)
     }
 
     fn append_fenced(

@@ -1,7 +1,5 @@
 //! `EventStore` on Postgres: the append statement and the reads.
 
-use std::future::Future;
-
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
@@ -216,193 +214,174 @@ impl PgStore {
 }
 
 impl EventStore for PgStore {
-    fn append(
-        &self,
-        run: RunId,
-        expected: Seq,
-        batch: Batch,
-    ) -> impl Future<Output = AppendResult> + Send {
-        async move {
-            match self.append_inner(run, expected, batch, None).await? {
-                Ok(next) => Ok(Ok(next)),
-                Err(Refusal::Conflict(conflict)) => Ok(Err(conflict)),
-                // Unfenced appends are never fenced.
-                Err(Refusal::Fenced(fenced)) => Err(fenced.into()),
-            }
+    async fn append(&self, run: RunId, expected: Seq, batch: Batch) -> AppendResult {
+        match self.append_inner(run, expected, batch, None).await? {
+            Ok(next) => Ok(Ok(next)),
+            Err(Refusal::Conflict(conflict)) => Ok(Err(conflict)),
+            // Unfenced appends are never fenced.
+            Err(Refusal::Fenced(fenced)) => Err(fenced.into()),
         }
     }
 
-    fn read(&self, run: RunId, from: Seq) -> impl Future<Output = Result<Vec<Record>>> + Send {
-        async move {
-            let Ok(from_i64) = i64::try_from(from.0) else {
-                return Ok(Vec::new());
-            };
-            let id = uuid(run);
-            let rows = self
-                .with_client(|c| {
-                    Box::pin(async move {
-                        let st = c
-                            .prepare_cached(
-                                "SELECT seq, bytes FROM keel_events \
-                                 WHERE run = $1 AND seq >= $2 ORDER BY seq",
-                            )
-                            .await?;
-                        c.query(&st, &[&id, &from_i64]).await
-                    })
-                })
-                .await?;
-            let mut records = Vec::with_capacity(rows.len());
-            let mut want = from;
-            for row in rows {
-                let seq = to_seq(row.get(0))?;
-                if seq != want {
-                    return Err(Error::Corrupt {
-                        run,
-                        seq: want,
-                        detail: format!("the log jumps from seq {want} to {seq}"),
-                    });
-                }
-                let bytes: Vec<u8> = row.get(1);
-                records.push(Record {
-                    seq,
-                    bytes: bytes.into(),
-                });
-                want = seq.next();
-            }
-            Ok(records)
-        }
-    }
-
-    fn run_info(&self, run: RunId) -> impl Future<Output = Result<Option<RunInfo>>> + Send {
-        async move {
-            let id = uuid(run);
-            let row = self
-                .with_client(|c| {
-                    Box::pin(async move {
-                        let st = c
-                            .prepare_cached(
-                                "SELECT next_seq, summary::text FROM keel_runs WHERE run = $1",
-                            )
-                            .await?;
-                        c.query_opt(&st, &[&id]).await
-                    })
-                })
-                .await?;
-            row.map(|row| {
-                Ok(RunInfo {
-                    run,
-                    next_seq: to_seq(row.get(0))?,
-                    summary: decode_summary(row.get(1))?,
+    async fn read(&self, run: RunId, from: Seq) -> Result<Vec<Record>> {
+        let Ok(from_i64) = i64::try_from(from.0) else {
+            return Ok(Vec::new());
+        };
+        let id = uuid(run);
+        let rows = self
+            .with_client(|c| {
+                Box::pin(async move {
+                    let st = c
+                        .prepare_cached(
+                            "SELECT seq, bytes FROM keel_events \
+                             WHERE run = $1 AND seq >= $2 ORDER BY seq",
+                        )
+                        .await?;
+                    c.query(&st, &[&id, &from_i64]).await
                 })
             })
-            .transpose()
+            .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        let mut want = from;
+        for row in rows {
+            let seq = to_seq(row.get(0))?;
+            if seq != want {
+                return Err(Error::Corrupt {
+                    run,
+                    seq: want,
+                    detail: format!("the log jumps from seq {want} to {seq}"),
+                });
+            }
+            let bytes: Vec<u8> = row.get(1);
+            records.push(Record {
+                seq,
+                bytes: bytes.into(),
+            });
+            want = seq.next();
         }
+        Ok(records)
     }
 
-    fn list_runs(&self) -> impl Future<Output = Result<Vec<RunInfo>>> + Send {
-        async move {
-            let rows = self
-                .with_client(|c| {
-                    Box::pin(async move {
-                        let st = c
-                            .prepare_cached(
-                                "SELECT run, next_seq, summary::text FROM keel_runs ORDER BY run",
-                            )
-                            .await?;
-                        c.query(&st, &[]).await
-                    })
+    async fn run_info(&self, run: RunId) -> Result<Option<RunInfo>> {
+        let id = uuid(run);
+        let row = self
+            .with_client(|c| {
+                Box::pin(async move {
+                    let st = c
+                        .prepare_cached(
+                            "SELECT next_seq, summary::text FROM keel_runs WHERE run = $1",
+                        )
+                        .await?;
+                    c.query_opt(&st, &[&id]).await
                 })
-                .await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok(RunInfo {
-                        run: run_id(row.get(0)),
-                        next_seq: to_seq(row.get(1))?,
-                        summary: decode_summary(row.get(2))?,
-                    })
+            })
+            .await?;
+        row.map(|row| {
+            Ok(RunInfo {
+                run,
+                next_seq: to_seq(row.get(0))?,
+                summary: decode_summary(row.get(1))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn list_runs(&self) -> Result<Vec<RunInfo>> {
+        let rows = self
+            .with_client(|c| {
+                Box::pin(async move {
+                    let st = c
+                        .prepare_cached(
+                            "SELECT run, next_seq, summary::text FROM keel_runs ORDER BY run",
+                        )
+                        .await?;
+                    c.query(&st, &[]).await
                 })
-                .collect()
-        }
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(RunInfo {
+                    run: run_id(row.get(0)),
+                    next_seq: to_seq(row.get(1))?,
+                    summary: decode_summary(row.get(2))?,
+                })
+            })
+            .collect()
     }
 
     fn watch(&self, run: RunId, from: Seq) -> BoxStream<'static, Result<Record>> {
         listen::watch(self.clone(), run, from)
     }
 
-    fn put_blob(&self, bytes: Bytes) -> impl Future<Output = Result<BlobHash>> + Send {
-        async move {
-            let hash = BlobHash::of(&bytes);
-            self.with_client(|c| {
+    async fn put_blob(&self, bytes: Bytes) -> Result<BlobHash> {
+        let hash = BlobHash::of(&bytes);
+        self.with_client(|c| {
+            Box::pin(async move {
+                let st = c
+                    .prepare_cached(
+                        "INSERT INTO keel_blobs (hash, bytes) VALUES ($1, $2) \
+                         ON CONFLICT (hash) DO NOTHING",
+                    )
+                    .await?;
+                c.execute(&st, &[&&hash.0[..], &&bytes[..]]).await
+            })
+        })
+        .await?;
+        Ok(hash)
+    }
+
+    async fn get_blob(&self, hash: BlobHash) -> Result<Option<Bytes>> {
+        let row = self
+            .with_client(|c| {
                 Box::pin(async move {
                     let st = c
-                        .prepare_cached(
-                            "INSERT INTO keel_blobs (hash, bytes) VALUES ($1, $2) \
-                             ON CONFLICT (hash) DO NOTHING",
-                        )
+                        .prepare_cached("SELECT bytes FROM keel_blobs WHERE hash = $1")
                         .await?;
-                    c.execute(&st, &[&&hash.0[..], &&bytes[..]]).await
+                    c.query_opt(&st, &[&&hash.0[..]]).await
                 })
             })
             .await?;
-            Ok(hash)
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Vec<u8> = row.get(0);
+        if BlobHash::of(&bytes) != hash {
+            return Err(corrupt(
+                "blob",
+                format!("the blob stored as {hash} has other bytes"),
+            ));
         }
+        Ok(Some(bytes.into()))
     }
 
-    fn get_blob(&self, hash: BlobHash) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        async move {
-            let row = self
-                .with_client(|c| {
-                    Box::pin(async move {
-                        let st = c
-                            .prepare_cached("SELECT bytes FROM keel_blobs WHERE hash = $1")
+    async fn delete_run(&self, run: RunId) -> Result<bool> {
+        let id = uuid(run);
+        let existed = self
+            .with_client(|c| {
+                Box::pin(async move {
+                    // Delete the run's row first: that takes its lock, so appends
+                    // in flight finish before and later ones find no run; the
+                    // events are deleted by a later statement, which sees every
+                    // event committed before the lock was taken.
+                    c.batch_execute("BEGIN").await?;
+                    let deleted = async {
+                        let gone = c
+                            .execute("DELETE FROM keel_runs WHERE run = $1", &[&id])
                             .await?;
-                        c.query_opt(&st, &[&&hash.0[..]]).await
-                    })
+                        c.execute("DELETE FROM keel_events WHERE run = $1", &[&id])
+                            .await?;
+                        c.batch_execute("COMMIT").await?;
+                        Ok(gone > 0)
+                    }
+                    .await;
+                    if deleted.is_err() {
+                        // Leave the pooled connection outside any transaction.
+                        let _ = c.batch_execute("ROLLBACK").await;
+                    }
+                    deleted
                 })
-                .await?;
-            let Some(row) = row else { return Ok(None) };
-            let bytes: Vec<u8> = row.get(0);
-            if BlobHash::of(&bytes) != hash {
-                return Err(corrupt(
-                    "blob",
-                    format!("the blob stored as {hash} has other bytes"),
-                ));
-            }
-            Ok(Some(bytes.into()))
-        }
-    }
-
-    fn delete_run(&self, run: RunId) -> impl Future<Output = Result<bool>> + Send {
-        async move {
-            let id = uuid(run);
-            let existed = self
-                .with_client(|c| {
-                    Box::pin(async move {
-                        // Delete the run's row first: that takes its lock, so appends
-                        // in flight finish before and later ones find no run; the
-                        // events are deleted by a later statement, which sees every
-                        // event committed before the lock was taken.
-                        c.batch_execute("BEGIN").await?;
-                        let deleted = async {
-                            let gone = c
-                                .execute("DELETE FROM keel_runs WHERE run = $1", &[&id])
-                                .await?;
-                            c.execute("DELETE FROM keel_events WHERE run = $1", &[&id])
-                                .await?;
-                            c.batch_execute("COMMIT").await?;
-                            Ok(gone > 0)
-                        }
-                        .await;
-                        if deleted.is_err() {
-                            // Leave the pooled connection outside any transaction.
-                            let _ = c.batch_execute("ROLLBACK").await;
-                        }
-                        deleted
-                    })
-                })
-                .await?;
-            self.inner.hints.run_changed(run);
-            Ok(existed)
-        }
+            })
+            .await?;
+        self.inner.hints.run_changed(run);
+        Ok(existed)
     }
 }
