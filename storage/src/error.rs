@@ -78,7 +78,9 @@ pub enum Error {
 
     /// The database server refused this client: wrong credentials, a missing
     /// database, or missing privileges. Not retryable until the configuration is fixed.
-    #[error("the database {target} refused the connection: {detail}")]
+    #[error(
+        "the database {target} refused Keel: {detail}; check the URL's user, password and database name, and the user's privileges"
+    )]
     Denied {
         /// The store, as a URL without its password.
         target: String,

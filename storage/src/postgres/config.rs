@@ -97,18 +97,24 @@ pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
         .map(|u| format!("{u}@"))
         .unwrap_or_default();
     let ports = config.get_ports();
-    let hosts: Vec<String> = config
+    let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+    let mut hosts: Vec<String> = config
         .get_hosts()
         .iter()
         .enumerate()
-        .map(|(i, host)| {
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            match host {
-                Host::Tcp(name) => format!("{name}:{port}"),
-                Host::Unix(dir) => format!("[socket {}/.s.PGSQL.{port}]", dir.display()),
-            }
+        .map(|(i, host)| match host {
+            Host::Tcp(name) => format!("{name}:{}", port(i)),
+            Host::Unix(dir) => format!("[socket {}/.s.PGSQL.{}]", dir.display(), port(i)),
         })
         .collect();
+    if hosts.is_empty() {
+        hosts = config
+            .get_hostaddrs()
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| format!("{addr}:{}", port(i)))
+            .collect();
+    }
     let db = config
         .get_dbname()
         .or(config.get_user())
