@@ -95,3 +95,14 @@ fn error_chain(err: &tokio_postgres::Error) -> String {
     }
     text
 }
+
+/// Column `idx` of a row, or an error (never a panic) if the database holds
+/// something Keel did not write there: a table of the same name from another
+/// program, a column changed by hand.
+pub(crate) fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    idx: usize,
+) -> crate::error::Result<T> {
+    row.try_get(idx)
+        .map_err(|e| corrupt("row", format!("column {idx} is not what Keel wrote: {e}")))
+}

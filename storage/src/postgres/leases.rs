@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::PgStore;
+use super::error::col;
 use super::listen::Notice;
 use super::store::to_i64;
 use crate::error::{Error, Result};
@@ -97,8 +98,8 @@ impl PgStore {
             .await?;
         rows.into_iter()
             .map(|row| {
-                let run: uuid::Uuid = row.get(0);
-                Ok((RunId::from_bytes(*run.as_bytes()), epoch_of(row.get(1))?))
+                let run: uuid::Uuid = col(&row, 0)?;
+                Ok((RunId::from_bytes(*run.as_bytes()), epoch_of(col(&row, 1)?)?))
             })
             .collect()
     }
@@ -134,12 +135,12 @@ impl Leases for PgStore {
                 .await?;
             rows.into_iter()
                 .map(|row| {
-                    let run: uuid::Uuid = row.get(0);
+                    let run: uuid::Uuid = col(&row, 0)?;
                     Ok(Lease {
                         run: RunId::from_bytes(*run.as_bytes()),
-                        epoch: epoch_of(row.get(1))?,
+                        epoch: epoch_of(col(&row, 1)?)?,
                         worker: worker.clone(),
-                        expires_at: stamp(row.get(2)),
+                        expires_at: stamp(col(&row, 2)?),
                         deadline: sent + self.inner.lease_time,
                     })
                 })
@@ -172,9 +173,9 @@ impl Leases for PgStore {
             row.map(|row| {
                 Ok(Lease {
                     run,
-                    epoch: epoch_of(row.get(0))?,
+                    epoch: epoch_of(col(&row, 0)?)?,
                     worker,
-                    expires_at: stamp(row.get(1)),
+                    expires_at: stamp(col(&row, 1)?),
                     deadline: sent + self.inner.lease_time,
                 })
             })
@@ -207,8 +208,10 @@ impl Leases for PgStore {
                     })
                 })
                 .await?;
-            let renewed: std::collections::HashMap<uuid::Uuid, i64> =
-                rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+            let renewed = rows
+                .iter()
+                .map(|row| Ok((col::<uuid::Uuid>(row, 0)?, col::<i64>(row, 1)?)))
+                .collect::<Result<std::collections::HashMap<_, _>>>()?;
             let lost: Vec<uuid::Uuid> = runs
                 .iter()
                 .filter(|r| !renewed.contains_key(r))
@@ -254,7 +257,7 @@ impl Leases for PgStore {
                 .await?;
             match row {
                 Some(row) => {
-                    if row.get::<_, Option<bool>>(0) == Some(true) {
+                    if col::<Option<bool>>(&row, 0)? == Some(true) {
                         self.wake_workers();
                     }
                     Ok(Ok(()))
@@ -284,11 +287,11 @@ impl Leases for PgStore {
         let swept = rows
             .iter()
             .map(|row| {
-                runnable |= row.get::<_, Option<bool>>(1) == Some(true);
-                let run: uuid::Uuid = row.get(0);
-                RunId::from_bytes(*run.as_bytes())
+                runnable |= col::<Option<bool>>(row, 1)? == Some(true);
+                let run: uuid::Uuid = col(row, 0)?;
+                Ok(RunId::from_bytes(*run.as_bytes()))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         if runnable {
             self.wake_workers();
         }

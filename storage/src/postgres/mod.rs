@@ -188,8 +188,8 @@ impl PgOptions {
         let fsync: String = client
             .query_one("SELECT current_setting('fsync')", &[])
             .await
-            .map_err(|e| error::from_pg(&target, e))?
-            .get(0);
+            .map_err(|e| error::from_pg(&target, e))
+            .and_then(|row| error::col(&row, 0))?;
         if fsync != "on" {
             tracing::warn!(
                 store = %target,

@@ -11,6 +11,7 @@
 
 use tokio_postgres::Client;
 
+use super::error::col;
 use crate::error::{Error, Result};
 
 /// One schema change.
@@ -96,7 +97,7 @@ pub(crate) async fn migrate(client: &mut Client, up_to: i32, target: &str) -> Re
         .map_err(schema_error)?;
     let mut current = 0;
     for row in &applied {
-        let (version, sum): (i32, String) = (row.get(0), row.get(1));
+        let (version, sum): (i32, String) = (col(row, 0)?, col(row, 1)?);
         let Some(known) = MIGRATIONS.iter().find(|m| m.version == version) else {
             return Err(Error::Schema(format!(
                 "the database was migrated to schema version {version} by a newer Keel; \

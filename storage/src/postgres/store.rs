@@ -4,7 +4,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use super::PgStore;
-use super::error::corrupt;
+use super::error::{col, corrupt};
 use super::listen::{self, Notice};
 use crate::error::{Error, Result};
 use crate::id::{BlobHash, RunId, Seq};
@@ -170,9 +170,9 @@ impl PgStore {
         let Some(row) = outcome? else {
             return self.refusal(run, expected, epoch).await;
         };
-        let next = to_seq(row.get(0))?;
-        let status: Option<String> = row.get(1);
-        let unleased: bool = row.get(2);
+        let next = to_seq(col(&row, 0)?)?;
+        let status: Option<String> = col(&row, 1)?;
+        let unleased: bool = col(&row, 2)?;
         self.inner.hints.run_changed(run);
         self.inner.notifier.send(Notice::Appended(run));
         if has_summary && unleased && status.as_deref() == Some("running") {
@@ -197,7 +197,7 @@ impl PgStore {
             })
             .await?;
         let (actual, current) = match row {
-            Some(row) => (to_seq(row.get(0))?, Epoch(to_seq(row.get(1))?.0)),
+            Some(row) => (to_seq(col(&row, 0)?)?, Epoch(to_seq(col(&row, 1)?)?.0)),
             None => (Seq::ZERO, Epoch(0)),
         };
         if let Some(held) = epoch
@@ -244,7 +244,7 @@ impl EventStore for PgStore {
         let mut records = Vec::with_capacity(rows.len());
         let mut want = from;
         for row in rows {
-            let seq = to_seq(row.get(0))?;
+            let seq = to_seq(col(&row, 0)?)?;
             if seq != want {
                 return Err(Error::Corrupt {
                     run,
@@ -252,7 +252,7 @@ impl EventStore for PgStore {
                     detail: format!("the log jumps from seq {want} to {seq}"),
                 });
             }
-            let bytes: Vec<u8> = row.get(1);
+            let bytes: Vec<u8> = col(&row, 1)?;
             records.push(Record {
                 seq,
                 bytes: bytes.into(),
@@ -279,8 +279,8 @@ impl EventStore for PgStore {
         row.map(|row| {
             Ok(RunInfo {
                 run,
-                next_seq: to_seq(row.get(0))?,
-                summary: decode_summary(row.get(1))?,
+                next_seq: to_seq(col(&row, 0)?)?,
+                summary: decode_summary(col(&row, 1)?)?,
             })
         })
         .transpose()
@@ -302,9 +302,9 @@ impl EventStore for PgStore {
         rows.into_iter()
             .map(|row| {
                 Ok(RunInfo {
-                    run: run_id(row.get(0)),
-                    next_seq: to_seq(row.get(1))?,
-                    summary: decode_summary(row.get(2))?,
+                    run: run_id(col(&row, 0)?),
+                    next_seq: to_seq(col(&row, 1)?)?,
+                    summary: decode_summary(col(&row, 2)?)?,
                 })
             })
             .collect()
@@ -343,7 +343,7 @@ impl EventStore for PgStore {
             })
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let bytes: Vec<u8> = row.get(0);
+        let bytes: Vec<u8> = col(&row, 0)?;
         if BlobHash::of(&bytes) != hash {
             return Err(corrupt(
                 "blob",

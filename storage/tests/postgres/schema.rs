@@ -124,3 +124,41 @@ fn uuid_text(run: RunId) -> String {
         &hex[20..]
     )
 }
+
+/// What Keel did not write — a table of another program under Keel's name, a
+/// summary edited by hand — is a typed error naming what is wrong, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_or_edited_rows_are_errors_not_panics() {
+    let server = TestPostgres::shared();
+    let url = fresh_url().await;
+    server
+        .admin(
+            &url,
+            "CREATE TABLE keel_migrations (version text, checksum integer);
+             INSERT INTO keel_migrations VALUES ('one', 1)",
+        )
+        .await;
+    let err = PgStore::open(&url).await.unwrap_err();
+    assert!(matches!(err, Error::CorruptMeta { .. }), "{err:?}");
+
+    let url = fresh_url().await;
+    let store = PgStore::open(&url).await.unwrap();
+    let run = RunId::new();
+    let batch = keel_storage::Batch::default().with_summary(summary(RunStatus::Running));
+    store.append(run, Seq::ZERO, batch).await.unwrap().unwrap();
+    server
+        .admin(&url, r#"UPDATE keel_runs SET summary = '{"agent": 7}'"#)
+        .await;
+    let err = store.run_info(run).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptMeta {
+                what: "run summary",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(store.list_runs().await.is_err());
+}
