@@ -38,8 +38,10 @@
 //! result is refused, and the run's new holder resolves it by the tool's in-flight
 //! policy like any crash.
 //!
-//! The single-process backends (sled, memory) do not implement `Leases`: one process
-//! owns such a store, and it keeps one writer per run with in-process claims.
+//! Implementations: the Postgres store (the server's clock), and the memory store
+//! (this process's clock; for tests of worker code). Every one passes the lease suite
+//! (`conformance::leases`). sled does not implement `Leases`: one process owns a
+//! sled store, and it keeps one writer per run with in-process claims.
 
 use std::fmt;
 use std::future::Future;

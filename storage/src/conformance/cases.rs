@@ -11,7 +11,7 @@ use super::{Harness, event_bytes};
 use crate::id::{BlobHash, RunId, Seq, Timestamp};
 use crate::store::{Batch, Conflict, EventStore, Record, RunStatus, RunSummary};
 
-pub(super) fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
+pub(crate) fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
     RunSummary {
         agent: agent.to_owned(),
         status,

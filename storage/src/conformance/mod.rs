@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -29,10 +30,12 @@ use crate::sled::SledStore;
 use crate::store::EventStore;
 
 mod cases;
+pub mod leases;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod watch;
 pub use cases::*;
+pub use leases::LeaseHarness;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgHarness, TestPostgres, create_schema_at};
 pub use watch::*;
@@ -91,6 +94,20 @@ impl Harness for MemoryHarness {
     async fn reopen(&self, store: MemoryStore, guard: &MemoryStore) -> Result<MemoryStore> {
         drop(store);
         Ok(guard.clone())
+    }
+}
+
+impl LeaseHarness for MemoryHarness {
+    type Store = MemoryStore;
+    type Guard = MemoryStore;
+
+    async fn open(&self, lease_time: Duration) -> Result<(MemoryStore, MemoryStore)> {
+        let store = MemoryStore::new().with_lease_time(lease_time);
+        Ok((store.clone(), store))
+    }
+
+    async fn another(&self, guard: &MemoryStore, lease_time: Duration) -> Result<MemoryStore> {
+        Ok(guard.with_lease_time(lease_time))
     }
 }
 

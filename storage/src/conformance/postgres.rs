@@ -325,6 +325,24 @@ impl Harness for PgHarness {
     }
 }
 
+impl super::LeaseHarness for PgHarness {
+    type Store = PgStore;
+    type Guard = String;
+
+    async fn open(&self, lease_time: std::time::Duration) -> Result<(PgStore, String)> {
+        let url = TestPostgres::shared().fresh_database().await;
+        Ok((self.another(&url, lease_time).await?, url))
+    }
+
+    /// A store with a pool and listener of its own, as another process has.
+    async fn another(&self, url: &String, lease_time: std::time::Duration) -> Result<PgStore> {
+        crate::postgres::PgOptions::new(url)?
+            .lease_time(lease_time)
+            .open()
+            .await
+    }
+}
+
 /// Creates the schema at an older `version` on the database at `url`, as an older
 /// Keel would have left it (for migration tests).
 pub async fn create_schema_at(url: &str, version: i32) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Tests of the Postgres store beyond the conformance suite: leases and fencing,
+//! Tests of the Postgres store beyond the conformance and lease suites:
 //! watches across connections, schema migrations, opening by URL and its errors,
 //! and faults (a server crash and restart, connections cut by a proxy). Every test
 //! runs on a real server started by this binary (see `TestPostgres`); the fault
@@ -8,30 +8,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod faults;
-mod leases;
 mod open;
 mod proxy;
 mod schema;
 mod watch;
 
-use std::time::Duration;
-
 use keel_storage::conformance::TestPostgres;
-use keel_storage::{PgOptions, PgStore, RunStatus, RunSummary, Timestamp};
+use keel_storage::{RunStatus, RunSummary, Timestamp};
 
 /// A fresh database on the binary's server.
 async fn fresh_url() -> String {
     TestPostgres::shared().fresh_database().await
-}
-
-/// A store with a short lease, as tests of expiry want.
-async fn open_with_lease(url: &str, lease: Duration) -> PgStore {
-    PgOptions::new(url)
-        .unwrap()
-        .lease_time(lease)
-        .open()
-        .await
-        .unwrap()
 }
 
 fn summary(status: RunStatus) -> RunSummary {
