@@ -24,10 +24,10 @@
 //!
 //! Measured (`cargo bench -p keel-storage --bench postgres`, a throwaway local server
 //! on this project's 2-core machine, whose disk other builds share): one durable
-//! append of a 200-byte event costs 1.18–1.26× a bare 200-byte `INSERT` + commit on
-//! the same server (means of 2000 paired samples; the floor was 2.6–3.7 ms then, the
+//! append of a 200-byte event costs 1.18–1.28× a bare 200-byte `INSERT` + commit on
+//! the same server (means of 2000 paired samples, three runs; the floor was 2.6–3.7 ms, the
 //! disk's `fsync` dominating both). With 16–64 concurrent writers the machine is
-//! CPU-bound, and appends/s are 0.2–0.7× bare inserts/s: an append writes two rows
+//! CPU-bound, and appends/s are 0.23–0.68× bare inserts/s: an append writes two rows
 //! (the run's compare-and-set and the event) where the floor writes one. The server
 //! shares WAL flushes between concurrent commits, so throughput grows with writers.
 //!
