@@ -61,6 +61,51 @@ pub enum Error {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+
+    /// The database server could not be reached, or the connection to it was lost.
+    /// Retryable: nothing is lost, and the same call can succeed once the server
+    /// answers again. An `append` that fails this way may or may not have been
+    /// committed (the answer was lost with the connection): read the log to find out.
+    #[error(
+        "cannot reach the database {target}: {detail}; check that the server is running and that the URL's host, port (or socket directory) and database are right, then try again"
+    )]
+    Unavailable {
+        /// The store, as a URL without its password.
+        target: String,
+        /// What failed.
+        detail: String,
+    },
+
+    /// The database server refused this client: wrong credentials, a missing
+    /// database, or missing privileges. Not retryable until the configuration is fixed.
+    #[error(
+        "the database {target} refused Keel: {detail}; check the URL's user, password and database name, and the user's privileges"
+    )]
+    Denied {
+        /// The store, as a URL without its password.
+        target: String,
+        /// What the server said.
+        detail: String,
+    },
+
+    /// The text naming a store is not a path or a URL this build can open. Not retryable.
+    #[error("`{url}` does not name a store: {reason}")]
+    BadUrl {
+        /// What was given, without its password.
+        url: String,
+        /// What is wrong with it, and what would be right.
+        reason: String,
+    },
+
+    /// The database's schema cannot be used by this build: it was migrated by a newer
+    /// Keel, or a recorded migration differs from this build's. Not retryable.
+    #[error("the store's schema cannot be used: {0}")]
+    Schema(String),
+
+    /// This process's claim on the run was superseded (the run changed hands): the
+    /// write was refused and nothing was written. Not retryable: stop driving the run.
+    #[error(transparent)]
+    Fenced(#[from] crate::leases::Fenced),
 }
 
 impl Error {
@@ -75,7 +120,7 @@ impl Error {
 
     /// Whether trying the same call again later can succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::DiskFull(_))
+        matches!(self, Error::DiskFull(_) | Error::Unavailable { .. })
     }
 }
 

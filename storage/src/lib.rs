@@ -12,6 +12,15 @@
 //!   sled behind a write-ahead log with group commit (design and measurements in
 //!   `storage/src/sled/mod.rs`).
 //! - [`MemoryStore`]: in memory, for tests and ephemeral runs.
+//! - [`PgStore`] (feature `postgres`, on by default): a Postgres database that many
+//!   processes on many machines open at once. It also implements [`Leases`]: workers
+//!   claim runs under time-limited leases, and every append made under a lease is
+//!   fenced by the run's epoch (design and guarantees in the `postgres` module and
+//!   [`leases`]).
+//!
+//! [`StoreUrl`] turns what a person types into a store: a path is a sled store, a
+//! `postgres://` or `postgresql://` URL (libpq's forms, `?host=/socket/dir` included)
+//! a Postgres one; [`AnyStore`] holds either.
 //!
 //! # Durability of the sled store (exactly)
 //!
@@ -38,6 +47,20 @@
 //! - One process per store directory: a second one gets [`Error::Locked`] at once,
 //!   naming the owner's pid and command line.
 //!
+//! # Durability of the Postgres store (exactly)
+//!
+//! - `append`, `put_blob` and `delete_run` return `Ok` only after their transaction
+//!   committed with `synchronous_commit` at least `local` (a session whose server
+//!   default is `off` is switched to `on`): the commit is in the server's flushed WAL.
+//!   That survives a crash of the server or its machine on a server with `fsync` on
+//!   (the default; Keel warns at open when it is off).
+//! - An append is one statement: a compare-and-set on the run's length (and, under a
+//!   lease, its fencing epoch) with the inserts of its events and blobs. A batch is
+//!   one transaction, all or nothing. Appends to a run commit in seq order, so reads
+//!   always see a gap-free prefix.
+//! - A lost connection is [`Error::Unavailable`], retryable; the outcome of an append
+//!   that failed that way is unknown until the log is read again.
+//!
 //! ```no_run
 //! use bytes::Bytes;
 //! use keel_storage::{Batch, EventStore, MemoryStore, RunId, Seq};
@@ -59,17 +82,27 @@
 pub mod conformance;
 mod error;
 mod id;
+pub mod leases;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod sled;
 mod store;
+mod url;
 mod watch;
 
 pub use self::sled::{DEFAULT_DIR, SledOptions, SledStore};
 pub use error::{Error, Result};
 pub use id::{BlobHash, ParseBlobHashError, ParseRunIdError, RunId, Seq, Timestamp};
+pub use leases::{
+    Epoch, Fenced, FencedAppendResult, FencedStore, Lease, Leases, Refusal, WorkHint, WorkerId,
+};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PgStore};
 pub use store::{
     AppendResult, Batch, Conflict, DynEventStore, EventStore, Record, RunInfo, RunStatus,
     RunSummary, SharedStore,
 };
+pub use url::{AnyStore, StoreUrl};
 pub use watch::WatchHub;

@@ -8,6 +8,11 @@ mod memory {
     keel_storage::conformance_tests!(keel_storage::conformance::MemoryHarness);
 }
 
+mod postgres {
+    //! On a throwaway Postgres server started by the test binary, a database per test.
+    keel_storage::conformance_tests!(keel_storage::conformance::PgHarness::default());
+}
+
 mod shared {
     //! Through the object-safe `SharedStore`, as the engine holds a store.
     use keel_storage::conformance::{Harness, SledHarness};
@@ -19,12 +24,16 @@ mod shared {
         type Store = SharedStore;
         type Guard = tempfile::TempDir;
 
-        fn open(&self) -> Result<(SharedStore, tempfile::TempDir)> {
-            let (store, dir) = SledHarness.open()?;
+        async fn open(&self) -> Result<(SharedStore, tempfile::TempDir)> {
+            let (store, dir) = SledHarness.open().await?;
             Ok((SharedStore::new(store), dir))
         }
 
-        fn reopen(&self, store: SharedStore, guard: &tempfile::TempDir) -> Result<SharedStore> {
+        async fn reopen(
+            &self,
+            store: SharedStore,
+            guard: &tempfile::TempDir,
+        ) -> Result<SharedStore> {
             drop(store);
             Ok(SharedStore::new(SledStore::open(
                 guard.path().join("store"),
@@ -53,12 +62,12 @@ mod sled_flusher_only {
         type Store = SledStore;
         type Guard = tempfile::TempDir;
 
-        fn open(&self) -> Result<(SledStore, tempfile::TempDir)> {
+        async fn open(&self) -> Result<(SledStore, tempfile::TempDir)> {
             let dir = tempfile::tempdir().map_err(keel_storage::Error::from_io)?;
             Ok((open(dir.path())?, dir))
         }
 
-        fn reopen(&self, store: SledStore, guard: &tempfile::TempDir) -> Result<SledStore> {
+        async fn reopen(&self, store: SledStore, guard: &tempfile::TempDir) -> Result<SledStore> {
             drop(store);
             open(guard.path())
         }

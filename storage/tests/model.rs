@@ -3,7 +3,8 @@
 //! against every backend and checked against a plain in-memory model.
 //!
 //! `KEEL_MODEL_CASES=5000 cargo test -p keel-storage --test model` runs more cases
-//! (default 256 per backend).
+//! (default 256 per backend). The Postgres backend runs on a throwaway server started
+//! by the test binary, a schema per case.
 
 // Helpers of tests: a failed step fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use keel_storage::conformance::{Harness, MemoryHarness, SledHarness, event_bytes};
+use keel_storage::conformance::{Harness, MemoryHarness, PgHarness, SledHarness, event_bytes};
 use keel_storage::{
     Batch, BlobHash, EventStore, Record, Result, RunId, RunStatus, RunSummary, Seq, Timestamp,
 };
@@ -147,7 +148,7 @@ impl Watcher {
 }
 
 async fn check<H: Harness>(harness: &H, ops: Vec<Op>) {
-    let (mut store, guard) = harness.open().unwrap();
+    let (mut store, guard) = harness.open().await.unwrap();
     let ids: Vec<RunId> = (0..RUNS).map(|_| RunId::new()).collect();
     let mut model = Model::default();
     let mut watchers: Vec<Watcher> = Vec::new();
@@ -255,13 +256,13 @@ async fn check<H: Harness>(harness: &H, ops: Vec<Op>) {
             }
             Op::Reopen => {
                 watchers.clear();
-                store = harness.reopen(store, &guard).unwrap();
+                store = harness.reopen(store, &guard).await.unwrap();
             }
         }
     }
     // Everything acknowledged is still there after a last reopen, byte for byte.
     drop(watchers);
-    let store = harness.reopen(store, &guard).unwrap();
+    let store = harness.reopen(store, &guard).await.unwrap();
     for (run, id) in ids.iter().enumerate() {
         let events = model.runs.get(&run).map_or(&[][..], |r| &r.events[..]);
         let records = store.read(*id, Seq::ZERO).await.unwrap();
@@ -304,6 +305,11 @@ proptest! {
     #[test]
     fn sled_store_behaves_like_the_model(ops in prop::collection::vec(op(), 1..40)) {
         run_case(SledHarness, ops);
+    }
+
+    #[test]
+    fn postgres_store_behaves_like_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        run_case(PgHarness { schema_per_store: true }, ops);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::{Harness, event_bytes};
 use crate::id::{BlobHash, RunId, Seq, Timestamp};
 use crate::store::{Batch, Conflict, EventStore, Record, RunStatus, RunSummary};
 
-pub(super) fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
+pub(crate) fn summary(agent: &str, status: RunStatus, turns: u32) -> RunSummary {
     RunSummary {
         agent: agent.to_owned(),
         status,
@@ -76,7 +76,7 @@ pub(super) fn assert_log(records: &[Record], run: RunId, from: Seq, to: Seq, len
 
 /// Appended events read back in order, from any seq; unknown runs read empty.
 pub async fn append_and_read<H: Harness>(h: &H) {
-    let (store, _guard) = h.open().unwrap();
+    let (store, _guard) = h.open().await.unwrap();
     let run = RunId::new();
     let mut next = append_ok(
         &store,
@@ -118,7 +118,7 @@ pub async fn append_and_read<H: Harness>(h: &H) {
 /// A wrong expected seq is a `Conflict` naming the real length, and writes nothing:
 /// no event, no blob, no summary, no run.
 pub async fn wrong_expected_seq_never_writes<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     let run = RunId::new();
     append_ok(
         &store,
@@ -153,7 +153,7 @@ pub async fn wrong_expected_seq_never_writes<H: Harness>(h: &H) {
     assert_eq!(outcome.unwrap_err().actual, Seq::ZERO);
     assert!(store.run_info(absent).await.unwrap().is_none());
 
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     assert_log(
         &store.read(run, Seq::ZERO).await.unwrap(),
         run,
@@ -168,7 +168,7 @@ pub async fn wrong_expected_seq_never_writes<H: Harness>(h: &H) {
 
 /// Of several writers racing to append the same seq, exactly one wins, every time.
 pub async fn racers_on_one_seq_exactly_one_wins<H: Harness>(h: &H) {
-    let (store, _guard) = h.open().unwrap();
+    let (store, _guard) = h.open().await.unwrap();
     let run = RunId::new();
     const RACERS: usize = 16;
     for round in 0..20u64 {
@@ -209,7 +209,7 @@ pub async fn racers_on_one_seq_exactly_one_wins<H: Harness>(h: &H) {
 
 /// Blobs are stored under their hash once; unknown hashes read as `None`.
 pub async fn blobs_are_content_addressed<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     let bytes = Bytes::from_static(b"a large tool output");
     let hash = store.put_blob(bytes.clone()).await.unwrap();
     assert_eq!(hash, BlobHash::of(&bytes));
@@ -232,7 +232,7 @@ pub async fn blobs_are_content_addressed<H: Harness>(h: &H) {
         Batch::events([event_bytes(run, Seq(0), 5)]).with_blobs([in_batch.clone(), bytes.clone()]),
     )
     .await;
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     assert_eq!(
         store.get_blob(BlobHash::of(&in_batch)).await.unwrap(),
         Some(in_batch)
@@ -244,7 +244,7 @@ pub async fn blobs_are_content_addressed<H: Harness>(h: &H) {
 /// Summaries are replaced when a batch carries one and kept otherwise; runs list
 /// oldest first with their lengths.
 pub async fn summaries_and_list_runs<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     assert!(store.list_runs().await.unwrap().is_empty());
     let runs: Vec<RunId> = (0..5).map(|_| RunId::new()).collect();
     for (i, run) in runs.iter().enumerate().rev() {
@@ -295,14 +295,14 @@ pub async fn summaries_and_list_runs<H: Harness>(h: &H) {
         );
     };
     check(&store).await;
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     check(&store).await;
 }
 
 /// Deleting a run removes its events and summary durably, keeps blobs, and lets the
 /// id start over at seq 0.
 pub async fn delete_run_removes_the_log_and_keeps_blobs<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     let (gone, kept) = (RunId::new(), RunId::new());
     let blob = Bytes::from_static(b"shared blob");
     append_ok(
@@ -323,7 +323,7 @@ pub async fn delete_run_removes_the_log_and_keeps_blobs<H: Harness>(h: &H) {
     assert!(store.read(gone, Seq::ZERO).await.unwrap().is_empty());
     assert!(store.run_info(gone).await.unwrap().is_none());
 
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     assert!(store.read(gone, Seq::ZERO).await.unwrap().is_empty());
     assert!(store.run_info(gone).await.unwrap().is_none());
     let listed: Vec<RunId> = store
@@ -365,7 +365,7 @@ pub async fn delete_run_removes_the_log_and_keeps_blobs<H: Harness>(h: &H) {
 /// A batch is all-or-nothing: a concurrent reader never sees part of one, and its
 /// blobs and summary arrive with its events.
 pub async fn batches_are_atomic<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     let run = RunId::new();
     const BATCH: u64 = 8;
     const BATCHES: u64 = 40;
@@ -411,7 +411,7 @@ pub async fn batches_are_atomic<H: Harness>(h: &H) {
     }
     done.store(true, std::sync::atomic::Ordering::Release);
     assert!(reader.await.unwrap() > 0);
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     assert_log(
         &store.read(run, Seq::ZERO).await.unwrap(),
         run,
@@ -428,7 +428,7 @@ pub async fn batches_are_atomic<H: Harness>(h: &H) {
 /// After reopening, every acknowledged event is there byte-for-byte, across runs and
 /// record sizes, and appends continue where the log ends.
 pub async fn reopen_keeps_every_acknowledged_event<H: Harness>(h: &H) {
-    let (mut store, guard) = h.open().unwrap();
+    let (mut store, guard) = h.open().await.unwrap();
     let sizes = [0usize, 1, 200, 4096, 100_000];
     let runs: Vec<RunId> = (0..4).map(|_| RunId::new()).collect();
     let mut lens = vec![Seq::ZERO; runs.len()];
@@ -446,7 +446,7 @@ pub async fn reopen_keeps_every_acknowledged_event<H: Harness>(h: &H) {
         for (len, writer) in lens.iter_mut().zip(writers) {
             *len = writer.await.unwrap();
         }
-        store = h.reopen(store, &guard).unwrap();
+        store = h.reopen(store, &guard).await.unwrap();
         for (i, (&run, &len)) in runs.iter().zip(&lens).enumerate() {
             let records = store.read(run, Seq::ZERO).await.unwrap();
             assert_eq!(records.len() as u64, len.0);
@@ -476,7 +476,7 @@ pub async fn reopen_keeps_every_acknowledged_event<H: Harness>(h: &H) {
 /// An empty batch is a valid compare-and-set: it creates a missing run at seq 0,
 /// leaves an existing one as it is, and still conflicts on a wrong seq.
 pub async fn empty_batches<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     let run = RunId::new();
     assert_eq!(
         store
@@ -511,7 +511,7 @@ pub async fn empty_batches<H: Harness>(h: &H) {
         store.append(run, Seq(2), only_summary).await.unwrap(),
         Ok(Seq(2))
     );
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     let info = store.run_info(run).await.unwrap().unwrap();
     assert_eq!(info.next_seq, Seq(2));
     assert_eq!(info.summary, Some(summary("s", RunStatus::Suspended, 3)));
@@ -526,7 +526,7 @@ pub async fn empty_batches<H: Harness>(h: &H) {
 
 /// Records of 1 MiB and a 4 MiB blob round-trip, before and after reopening.
 pub async fn large_records<H: Harness>(h: &H) {
-    let (store, guard) = h.open().unwrap();
+    let (store, guard) = h.open().await.unwrap();
     let run = RunId::new();
     const MIB: usize = 1 << 20;
     append_ok(
@@ -546,7 +546,7 @@ pub async fn large_records<H: Harness>(h: &H) {
         Seq(3),
         MIB,
     );
-    let store = h.reopen(store, &guard).unwrap();
+    let store = h.reopen(store, &guard).await.unwrap();
     assert_log(
         &store.read(run, Seq::ZERO).await.unwrap(),
         run,

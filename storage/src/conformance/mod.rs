@@ -10,10 +10,16 @@
 //! keel_storage::conformance_tests!(keel_storage::conformance::SledHarness);
 //! ```
 //!
+//! With the `postgres` feature, [`TestPostgres`] starts a throwaway Postgres server
+//! (one per test binary, a database per store) and [`PgHarness`] runs the suite on it.
+//!
 //! The checks panic on failure, like the assertions of a test.
 
 // Test code shipped for other crates' tests: a failed step should fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -24,8 +30,14 @@ use crate::sled::SledStore;
 use crate::store::EventStore;
 
 mod cases;
+pub mod leases;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod watch;
 pub use cases::*;
+pub use leases::LeaseHarness;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgHarness, TestPostgres, create_schema_at};
 pub use watch::*;
 
 /// How a suite gets stores to test.
@@ -36,11 +48,15 @@ pub trait Harness: Send + Sync {
     type Guard: Send + Sync;
 
     /// A fresh, empty store.
-    fn open(&self) -> Result<(Self::Store, Self::Guard)>;
+    fn open(&self) -> impl Future<Output = Result<(Self::Store, Self::Guard)>> + Send;
 
     /// Drops `store` and opens the same data again. The caller has dropped every
     /// other clone of it and every watch stream on it.
-    fn reopen(&self, store: Self::Store, guard: &Self::Guard) -> Result<Self::Store>;
+    fn reopen(
+        &self,
+        store: Self::Store,
+        guard: &Self::Guard,
+    ) -> impl Future<Output = Result<Self::Store>> + Send;
 }
 
 /// Stores in a temporary directory on disk; reopening opens the directory again.
@@ -51,12 +67,12 @@ impl Harness for SledHarness {
     type Store = SledStore;
     type Guard = tempfile::TempDir;
 
-    fn open(&self) -> Result<(SledStore, tempfile::TempDir)> {
+    async fn open(&self) -> Result<(SledStore, tempfile::TempDir)> {
         let dir = tempfile::tempdir().map_err(crate::Error::from_io)?;
         Ok((SledStore::open(dir.path().join("store"))?, dir))
     }
 
-    fn reopen(&self, store: SledStore, guard: &tempfile::TempDir) -> Result<SledStore> {
+    async fn reopen(&self, store: SledStore, guard: &tempfile::TempDir) -> Result<SledStore> {
         drop(store);
         SledStore::open(guard.path().join("store"))
     }
@@ -70,14 +86,28 @@ impl Harness for MemoryHarness {
     type Store = MemoryStore;
     type Guard = MemoryStore;
 
-    fn open(&self) -> Result<(MemoryStore, MemoryStore)> {
+    async fn open(&self) -> Result<(MemoryStore, MemoryStore)> {
         let store = MemoryStore::new();
         Ok((store.clone(), store))
     }
 
-    fn reopen(&self, store: MemoryStore, guard: &MemoryStore) -> Result<MemoryStore> {
+    async fn reopen(&self, store: MemoryStore, guard: &MemoryStore) -> Result<MemoryStore> {
         drop(store);
         Ok(guard.clone())
+    }
+}
+
+impl LeaseHarness for MemoryHarness {
+    type Store = MemoryStore;
+    type Guard = MemoryStore;
+
+    async fn open(&self, lease_time: Duration) -> Result<(MemoryStore, MemoryStore)> {
+        let store = MemoryStore::new().with_lease_time(lease_time);
+        Ok((store.clone(), store))
+    }
+
+    async fn another(&self, guard: &MemoryStore, lease_time: Duration) -> Result<MemoryStore> {
+        Ok(guard.with_lease_time(lease_time))
     }
 }
 

@@ -25,7 +25,7 @@ async fn next_record(stream: &mut futures::stream::BoxStream<'static, Result<Rec
 
 /// A watch yields the stored records from its seq, then new ones as appended.
 pub async fn watch_yields_existing_then_live<H: Harness>(h: &H) {
-    let (store, _guard) = h.open().unwrap();
+    let (store, _guard) = h.open().await.unwrap();
     let run = RunId::new();
     fill(&store, run, Seq::ZERO, 3, 30).await;
     let mut from_start = store.watch(run, Seq::ZERO);
@@ -73,7 +73,7 @@ pub async fn watch_yields_existing_then_live<H: Harness>(h: &H) {
 /// A watcher started while a writer appends sees every seq from its start exactly
 /// once, in order.
 pub async fn watch_started_mid_stream_has_no_gap_or_duplicate<H: Harness>(h: &H) {
-    let (store, _guard) = h.open().unwrap();
+    let (store, _guard) = h.open().await.unwrap();
     let run = RunId::new();
     const TOTAL: u64 = 300;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
