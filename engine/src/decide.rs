@@ -418,3 +418,7 @@ pub fn check_recorded(
         )))
     }
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

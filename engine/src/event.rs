@@ -43,6 +43,21 @@ pub struct RunStarted {
     pub input: String,
     /// For a fork: the run it was forked from and the length of the prefix it copied.
     pub parent: Option<(RunId, Seq)>,
+    /// How the run's request digests are computed; kept by forks of the run.
+    #[serde(default)]
+    pub digest_scheme: DigestScheme,
+}
+
+/// How a run's conversation digest (and so each request digest) is computed. A run
+/// keeps the scheme it started with, so digests recorded by an older build still
+/// match on replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DigestScheme {
+    /// Over the protobuf records of format 2 (every run started since format 2).
+    #[default]
+    Records,
+    /// Over the postcard encoding of format 1 (runs started by round 1).
+    Postcard1,
 }
 
 /// A text stored inline, or in the blob space when large.

@@ -53,15 +53,21 @@ mod replay;
 mod runtime;
 mod state;
 mod stream;
+#[cfg(test)]
+mod testlog;
 
 pub use agent::{Agent, AgentBuilder, Limits, StopCondition};
 pub use ask_user::{ASK_USER, AskUser, AskUserArgs, FieldArg, validate_answer};
-pub use codec::{DecodeError, DecodeErrorKind, EncodeError, FORMAT_VERSION, decode, encode};
+pub use codec::{
+    DecodeError, DecodeErrorKind, EncodeError, FORMAT_VERSION, OLDEST_FORMAT, decode, encode,
+};
 pub use conversation::Conversation;
 pub use decide::{Action, check_agent, check_recorded, decide, interrupted_message};
 pub use decision::{Decision, PendingStep, RunOutcome};
 pub use error::{Error, NonDeterminism, Result};
-pub use event::{AgentSnapshot, Event, FinishKind, Resolution, RunStarted, Stamped, Text};
+pub use event::{
+    AgentSnapshot, DigestScheme, Event, FinishKind, Resolution, RunStarted, Stamped, Text,
+};
 pub use ids::{CallId, Digest, ParseCallIdError, ParseDigestError, StepKey, Turn};
 pub use replay::{ReplayReport, check_events, check_records, replay, replay_events};
 pub use runtime::{Keel, RecoveryReport, RunHandle};

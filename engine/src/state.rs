@@ -12,7 +12,7 @@ use keel_tools::{AllowRule, ApprovalForm, FormContext};
 
 use crate::agent::hash_part;
 use crate::error::NonDeterminism;
-use crate::event::{Event, FinishKind, Resolution, RunStarted, Stamped, Text};
+use crate::event::{DigestScheme, Event, FinishKind, Resolution, RunStarted, Stamped, Text};
 use crate::ids::{CallId, Digest, StepKey, Turn};
 
 /// Where a tool call stands.
@@ -411,9 +411,9 @@ impl RunState {
                 self.usage.add(&response.usage);
                 let response: Arc<Response> = Arc::from(response);
                 t.response = Some(response.clone());
+                let scheme = self.digest_scheme();
                 self.chain_message(b"assistant", |h| {
-                    // The postcard encoding of the content, streamed into the hash.
-                    let _ = postcard::to_io(&response.content, h);
+                    crate::codec::digest_content(scheme, &response.content, h);
                 });
             }
             Event::ApprovalRequested { call, step, form } => {
@@ -496,6 +496,7 @@ impl RunState {
                     is_error,
                     kind,
                 };
+                let scheme = self.digest_scheme();
                 let turn = &self.turns[call.turn.0 as usize];
                 if turn.calls_finished() {
                     chain_into(&mut self.chain, b"tool_results", |hasher| {
@@ -505,7 +506,7 @@ impl RunState {
                                 output, is_error, ..
                             } = &c.phase
                             {
-                                let _ = postcard::to_io(output, &mut *hasher);
+                                crate::codec::digest_text(scheme, output, hasher);
                                 hasher.update(&[u8::from(*is_error)]);
                             }
                         }
@@ -525,6 +526,13 @@ impl RunState {
         self.next_seq = seq.next();
         self.updated_at = at;
         Ok(())
+    }
+
+    /// How this run's conversation digest is computed (the scheme it started with).
+    fn digest_scheme(&self) -> DigestScheme {
+        self.started
+            .as_ref()
+            .map_or(DigestScheme::Records, |s| s.digest_scheme)
     }
 
     /// The turn the next LLM call will be.
@@ -561,3 +569,7 @@ fn preview(input: &str) -> String {
         line.to_owned()
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -23,7 +23,7 @@ use crate::agent::Agent;
 use crate::codec::{decode, encode};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::event::{Event, RunStarted, Stamped, Text};
+use crate::event::{DigestScheme, Event, RunStarted, Stamped, Text};
 use crate::replay::{ReplayReport, check_records, replay};
 use crate::state::RunState;
 
@@ -154,6 +154,7 @@ impl Keel {
             agent: agent.snapshot().clone(),
             input: input.into(),
             parent: None,
+            digest_scheme: DigestScheme::Records,
         })))?;
         driver.commit().await?;
         self.spawn(driver);

@@ -24,6 +24,7 @@ fn samples() -> Vec<Stamped> {
             },
             input: "hi".into(),
             parent: Some((RunId::new(), Seq(4))),
+            digest_scheme: DigestScheme::Postcard1,
         })),
         Event::LlmRequested {
             turn: Turn(1),
@@ -128,6 +129,15 @@ fn every_event_kind_round_trips() {
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode(run, Seq(i as u64), &bytes).unwrap(), event);
     }
+    let mut started = samples().remove(0);
+    if let Event::RunStarted(s) = &mut started.event {
+        s.digest_scheme = DigestScheme::Records;
+        s.parent = None;
+    }
+    assert_eq!(
+        decode(run, Seq(0), &encode(&started).unwrap()).unwrap(),
+        started
+    );
 }
 
 #[test]
@@ -181,6 +191,139 @@ fn trailing_garbage_is_corrupt() {
         decode(run, Seq(0), &bytes).unwrap_err().kind,
         DecodeErrorKind::Corrupt(_)
     ));
+}
+
+/// Every record of the canned round-1 stores (`tests/histories/v1/logs/`) decodes
+/// through the frozen format-1 types, and re-encoded in format 2 gives the same event.
+#[test]
+fn format_1_records_of_the_canned_history_decode_and_convert() {
+    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/histories/v1/logs");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        let path = entry.unwrap().path();
+        let run: RunId = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let (seq, hex) = line.split_once(' ').unwrap();
+            let seq = Seq(seq.parse().unwrap());
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(bytes[0], 1);
+            let event = decode(run, seq, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            if let Event::RunStarted(s) = &event.event {
+                assert_eq!(s.digest_scheme, DigestScheme::Postcard1);
+            }
+            let again = encode(&event).unwrap();
+            assert_eq!(again[0], FORMAT_VERSION);
+            assert_eq!(decode(run, seq, &again).unwrap(), event);
+            count += 1;
+        }
+    }
+    assert_eq!(count, 85, "the canned v1 logs hold 85 records");
+}
+
+/// The tags of format 2 never change: these bytes were written by the build that
+/// introduced the format. A failure here means a stored shape changed in a way old
+/// records would not survive.
+#[test]
+fn format_2_bytes_are_frozen() {
+    let event = Stamped {
+        at: Timestamp(1_700_000_000_000),
+        event: Event::ToolFinished {
+            call: CallId::new(Turn(3), 1),
+            output: Text::Inline("ok".into()),
+            is_error: true,
+            kind: FinishKind::Interrupted,
+            duration_ms: 9,
+        },
+    };
+    // format 2 | at (tag 1) | tool_finished (tag 8, 18 bytes): call {3, 1}, output
+    // inline "ok", is_error, kind 4 (interrupted), duration 9.
+    let golden = "02\
+                  0880d095ffbc31\
+                  4212\
+                  0a0408031001\
+                  12040a026f6b\
+                  1801\
+                  2004\
+                  2809"
+        .replace(' ', "");
+    let hex: String = encode(&event)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(hex, golden);
+    let bytes: Vec<u8> = (0..golden.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(decode(RunId::new(), Seq(0), &bytes).unwrap(), event);
+}
+
+/// Evolution, both ways: a field a newer build added (an unknown tag) is skipped; a
+/// field an older build did not write decodes as its default.
+#[test]
+fn unknown_fields_are_skipped_and_missing_fields_default() {
+    use prost::Message;
+    let run = RunId::new();
+    let event = &samples()[2]; // llm_responded
+    let mut record = convert::to_record(event);
+    if let Some(records::EventRecord::LlmResponded(r)) = &mut record.event {
+        r.response.as_mut().unwrap().usage = None; // as if written before usage existed
+    }
+    let mut bytes = vec![FORMAT_VERSION];
+    record.encode(&mut bytes).unwrap();
+    // A newer build's field 40 (varint 7) in the envelope.
+    bytes.extend_from_slice(&[0xc0, 0x02, 0x07]);
+    let decoded = decode(run, Seq(2), &bytes).unwrap();
+    let Event::LlmResponded { response, .. } = decoded.event else {
+        panic!("{decoded:?}")
+    };
+    assert_eq!(response.usage, Usage::default());
+    let Event::LlmResponded {
+        response: original, ..
+    } = &event.event
+    else {
+        unreachable!()
+    };
+    assert_eq!(response.content, original.content);
+}
+
+/// An event kind this build does not know is refused, naming its tag and saying a
+/// newer Keel wrote it; so is a part of a kind it does not know.
+#[test]
+fn newer_event_kinds_and_parts_are_refused_by_name() {
+    let run = RunId::new();
+    // at = 5, then field 12 (length-delimited, empty): a kind from a newer build.
+    let bytes = [FORMAT_VERSION, 0x08, 0x05, 0x62, 0x00];
+    let err = decode(run, Seq(3), &bytes).unwrap_err();
+    assert_eq!(
+        err.kind,
+        DecodeErrorKind::NewerKind {
+            what: "an event kind with tag 12".into()
+        }
+    );
+    let text = format!("{}", crate::Error::from(err));
+    assert!(text.starts_with("[KEEL-E102]"), "{text}");
+    assert!(
+        text.contains("tag 12") && text.contains("written by a newer Keel"),
+        "{text}"
+    );
+    // A tool_finished whose kind is 8.
+    let mut record = convert::to_record(&samples()[6]);
+    if let Some(records::EventRecord::ToolFinished(r)) = &mut record.event {
+        r.kind = 8;
+    }
+    let mut bytes = vec![FORMAT_VERSION];
+    prost::Message::encode(&record, &mut bytes).unwrap();
+    let err = decode(run, Seq(3), &bytes).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("tool finish kind 8, written by a newer Keel"),
+        "{err}"
+    );
 }
 
 proptest! {
