@@ -74,6 +74,7 @@ fn events() -> Vec<Event> {
             },
             input: "write hello.js and run it".into(),
             parent: None,
+            digest_scheme: keel_engine::DigestScheme::Records,
         })),
         Event::RunStarted(Box::new(RunStarted {
             agent: AgentSnapshot {
@@ -89,6 +90,7 @@ fn events() -> Vec<Event> {
             },
             input: String::new(),
             parent: Some((RunId::from_bytes([7; 16]), Seq(12))),
+            digest_scheme: keel_engine::DigestScheme::Postcard1,
         })),
         Event::LlmRequested {
             turn: Turn(0),
@@ -318,7 +320,8 @@ fn decode() -> Seeds {
         .into_iter()
         .enumerate()
         .map(|(i, event)| {
-            let name = format!("{i:02}-{}", event.kind());
+            // Format-1 seeds (round 1) were `{i:02}-{kind}`; they stay as they are.
+            let name = format!("v2-{i:02}-{}", event.kind());
             let stamped = Stamped {
                 at: Timestamp(1_760_000_000_000 + i as u64),
                 event,
