@@ -31,7 +31,7 @@ pub const EXIT_CODES: &str = "Exit status:
   1  the run failed or was cancelled, or the command failed
   2  usage or configuration error
   3  the run waits for an approval and there is no terminal to ask (see the printed `keel approve` command)
-  4  `keel replay` found the run is not deterministic under the current agent definition
+  4  `keel replay` found the run is not deterministic (KEEL-E100; both sides shown)
   130 interrupted by Ctrl-C (the run stays resumable)";
 
 /// The commands.
@@ -46,8 +46,9 @@ pub enum Command {
     /// Print a run's events; with --follow, keep printing until it ends.
     Log(LogArgs),
     /// Rebuild a run from its log (calling no LLM and no tool) and check it is
-    /// deterministic under the current agent definition.
-    Replay(RunRef),
+    /// deterministic under the definition it recorded (or, with --against, a
+    /// current one). Needs nothing outside the store.
+    Replay(ReplayArgs),
     /// Start a new run from the first events of another (time travel).
     Fork(ForkArgs),
     /// Continue an unfinished run (after a crash, or after approvals).
@@ -124,6 +125,18 @@ pub struct RunArgs {
     /// Driving.
     #[command(flatten)]
     pub drive: DriveArgs,
+}
+
+/// `keel replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// Check against the run's agent as this configuration file (keel.toml)
+    /// defines it now, instead of the definition the run recorded.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
 }
 
 /// `keel show`.

@@ -317,9 +317,10 @@ impl AgentBuilder {
     }
 
     /// Finishes the definition. Without a provider, calls fail with a clear error.
-    pub fn build(self) -> Agent {
+    pub fn build(mut self) -> Agent {
         let provider = self
             .provider
+            .take()
             .unwrap_or_else(|| SharedProvider::new(crate::runtime::NoProvider));
         let tool_definitions: Vec<ToolDefinition> = self
             .tools
@@ -366,6 +367,17 @@ impl AgentBuilder {
             stop_conditions,
             fingerprint: hasher.finalize().to_hex().to_string(),
         };
+        self.finish(provider, tool_definitions, snapshot)
+    }
+
+    /// The agent with a snapshot given rather than computed (an agent rebuilt from
+    /// a run's record keeps the fingerprint it recorded).
+    pub(crate) fn finish(
+        self,
+        provider: SharedProvider,
+        tool_definitions: Vec<ToolDefinition>,
+        snapshot: AgentSnapshot,
+    ) -> Agent {
         Agent(Arc::new(AgentInner {
             id: self.id,
             provider,

@@ -49,6 +49,7 @@ mod driver;
 mod error;
 pub mod event;
 pub mod ids;
+mod recorded;
 mod replay;
 mod runtime;
 mod state;
@@ -69,6 +70,7 @@ pub use event::{
     AgentSnapshot, DigestScheme, Event, FinishKind, Resolution, RunStarted, Stamped, Text,
 };
 pub use ids::{CallId, Digest, ParseCallIdError, ParseDigestError, StepKey, Turn};
+pub use recorded::parse_stop_condition;
 pub use replay::{ReplayReport, check_events, check_records, replay, replay_events};
 pub use runtime::{Keel, RecoveryReport, RunHandle};
 pub use state::{CallPhase, CallState, RunEnd, RunState, TurnState};

@@ -1,4 +1,5 @@
 mod crash;
+mod histories;
 mod inspect;
 mod kill9;
 mod owner;

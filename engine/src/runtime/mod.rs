@@ -199,20 +199,26 @@ impl Keel {
     }
 
     /// Rebuilds the run from its log with the replay executor — calling no model and
-    /// no tool — and reports whether the current definition of its agent would
-    /// produce exactly that log.
+    /// no tool — and checks every event against the definition the run recorded
+    /// (see [`Agent::from_snapshot`]). Needs nothing outside the store.
     pub async fn replay(&self, run: RunId) -> Result<ReplayReport> {
         let records = self.read_log(run).await?;
         let first = records.first().ok_or(Error::UnknownRun(run))?;
-        let agent_id = match decode(run, first.seq, &first.bytes)?.event {
-            Event::RunStarted(started) => started.agent.id,
+        let agent = match decode(run, first.seq, &first.bytes)?.event {
+            Event::RunStarted(started) => Agent::from_snapshot(&started.agent),
             _ => return Err(Error::UnknownRun(run)),
         };
-        let agent = self.agent(&agent_id).ok_or(Error::UnknownAgent {
-            run,
-            agent: agent_id,
-        })?;
         check_records(run, &records, &agent)
+    }
+
+    /// [`Keel::replay`] against `agent`, a current definition: reports whether it
+    /// would produce exactly the recorded log (`KEEL-E100` with both sides if not).
+    pub async fn replay_against(&self, run: RunId, agent: &Agent) -> Result<ReplayReport> {
+        let records = self.read_log(run).await?;
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        check_records(run, &records, agent)
     }
 
     /// Resumes every run a crash or shutdown interrupted. Call it at start-up, after

@@ -53,17 +53,23 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> Result<u8> {
             decision = decision.with_note(note.clone());
         }
         decision = decision.by(format!("{} (keel approve)", who()));
-        // The owner continues the run when it can build the run's agent.
-        let spec = state
-            .started()
-            .and_then(|s| agents.get(&s.agent.id).ok());
-        let continue_run = matches!(backend, Backend::Remote(_)) && spec.is_some();
+        // The owner continues the run when it can build the run's agent; answering
+        // needs no key, no workspace and no agent.
+        let env = provider_env();
+        let spec = match backend {
+            Backend::Remote(_) => state
+                .started()
+                .and_then(|s| agents.get(&s.agent.id).ok())
+                .filter(|spec| spec.build(&env).is_ok()),
+            Backend::Local(_) => None,
+        };
+        let continue_run = spec.is_some();
         let body = DecisionBody {
             step: step.clone(),
             decision,
             continue_run,
             agent: spec,
-            env: provider_env(),
+            env,
         };
         backend.decide(run, body).await?;
         let verdict = if args.deny { "denied" } else { "approved" };

@@ -1,0 +1,203 @@
+//! Canned histories (`tests/histories/<version>/`): stores written by earlier builds
+//! of Keel. For every folder, this build must open and list the store (statuses as
+//! `runs.txt` says), decode every raw record of `logs/` exactly as the store holds
+//! it, show and replay every run (deterministic, with nothing outside the store), and
+//! continue the unfinished ones to completion: `waiting` (approve, then resume) and
+//! `interrupted` (resume; recovery reports the interruption to the model).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use keel_storage::{EventStore, RunId, Seq, SledStore};
+
+/// The workspace the canned runs were recorded with (see `generate.sh`); the built-in
+/// agent's system prompt names it, so continuing a run recorded before runs carried
+/// their definition needs the same path (given with `--workspace`, as then).
+const WORKSPACE: &str = "/tmp/keel-canned-history/ws";
+
+fn histories() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/histories");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("store").is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+struct Canned {
+    name: String,
+    dir: PathBuf,
+    tmp: tempfile::TempDir,
+    /// name -> (id, status, events)
+    runs: BTreeMap<String, (String, String, u64)>,
+}
+
+impl Canned {
+    fn open(dir: &Path) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&dir.join("store"), &tmp.path().join("store"));
+        std::fs::create_dir_all(tmp.path().join("elsewhere")).unwrap();
+        let runs = std::fs::read_to_string(dir.join("runs.txt"))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (
+                    f[0].to_owned(),
+                    (f[1].to_owned(), f[2].to_owned(), f[3].parse().unwrap()),
+                )
+            })
+            .collect();
+        Self {
+            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            dir: dir.to_path_buf(),
+            tmp,
+            runs,
+        }
+    }
+
+    /// `keel --store <copy> args…`, run from a directory with no configuration and
+    /// no workspace, without API keys.
+    fn keel(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .current_dir(self.tmp.path().join("elsewhere"))
+            .arg("--store")
+            .arg(self.tmp.path().join("store"))
+            .args(args)
+            .env_remove("KEEL_STORE")
+            .env_remove("KEEL_CONFIG")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.keel(args);
+        assert_eq!(code, 0, "{}: keel {args:?}\n{out}\n{err}", self.name);
+        out + &err
+    }
+
+    fn id(&self, name: &str) -> &str {
+        &self.runs[name].0
+    }
+
+    fn listed(&self) -> BTreeMap<String, (String, u64)> {
+        let out = self.ok(&["runs", "--json"]);
+        let start = out.find('[').unwrap();
+        let rows: serde_json::Value =
+            serde_json::Deserializer::from_str(&out[start..]).into_iter().next().unwrap().unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    (r["status"].as_str().unwrap().to_owned(), r["events"].as_u64().unwrap()),
+                )
+            })
+            .collect()
+    }
+
+    /// Every record of `logs/<run>.log` is the store's, and decodes.
+    fn check_raw_logs(&self) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let store = SledStore::open(self.tmp.path().join("store")).unwrap();
+        for (id, _, _) in self.runs.values() {
+            let run: RunId = id.parse().unwrap();
+            let text = std::fs::read_to_string(self.dir.join("logs").join(format!("{id}.log"))).unwrap();
+            let stored = rt.block_on(store.read(run, Seq::ZERO)).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), stored.len(), "{}: {id}", self.name);
+            for (line, record) in lines.iter().zip(&stored) {
+                let (seq, hex) = line.split_once(' ').unwrap();
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect();
+                assert_eq!(Seq(seq.parse().unwrap()), record.seq);
+                assert_eq!(bytes, record.bytes.to_vec(), "{}: {id} seq {seq}", self.name);
+                keel_engine::decode(run, record.seq, &bytes)
+                    .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+            }
+        }
+    }
+
+    fn replay_all(&self) {
+        for (name, (id, _, _)) in &self.runs {
+            let out = self.ok(&["show", id]);
+            assert!(out.contains(&format!("run {id}")), "{name}: {out}");
+            let out = self.ok(&["replay", id]);
+            assert!(out.contains("deterministic."), "{} {name}: {out}", self.name);
+        }
+    }
+}
+
+#[test]
+fn canned_histories_open_list_show_replay_and_continue() {
+    let dirs = histories();
+    assert!(dirs.len() >= 2, "{dirs:?}");
+    std::fs::create_dir_all(WORKSPACE).unwrap();
+    for dir in dirs {
+        let canned = Canned::open(&dir);
+        canned.check_raw_logs();
+        let listed = canned.listed();
+        assert_eq!(listed.len(), canned.runs.len(), "{}", canned.name);
+        for (name, (id, status, events)) in &canned.runs {
+            assert_eq!(listed[id], (status.clone(), *events), "{} {name}", canned.name);
+        }
+        canned.replay_all();
+
+        // Continue the unfinished runs with this build.
+        let script = |s: &str| canned.dir.join("scripts").join(format!("{s}.json"));
+        let flags = |s: &str| {
+            vec![
+                "--script".to_owned(),
+                script(s).display().to_string(),
+                "--model".to_owned(),
+                "claude-sonnet-4-5".to_owned(),
+                "--workspace".to_owned(),
+                WORKSPACE.to_owned(),
+                "--approve-all".to_owned(),
+            ]
+        };
+        let waiting = canned.id("waiting").to_owned();
+        canned.ok(&["approve", &waiting]);
+        let mut args = vec!["resume".to_owned(), waiting.clone()];
+        args.extend(flags("waiting"));
+        canned.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let interrupted = canned.id("interrupted").to_owned();
+        let mut args = vec!["resume".to_owned(), interrupted.clone()];
+        args.extend(flags("interrupted"));
+        canned.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let shown = canned.ok(&["show", &interrupted]);
+        assert!(shown.contains("interrupted"), "{}: {shown}", canned.name);
+
+        let listed = canned.listed();
+        for id in [&waiting, &interrupted] {
+            assert_eq!(listed[id].0, "completed", "{}: {id}", canned.name);
+        }
+        canned.replay_all();
+    }
+}
