@@ -3,7 +3,8 @@
 //! `tests/histories/README.md`).
 //!
 //! `dump_logs` (ignored) writes the raw records of every run of a canned store as
-//! text, so the codec can be checked without the store:
+//! text, so the codec can be checked without the store, and what each record means
+//! (`<run>.jsonl`: the decoded events as JSON), so a change of meaning is caught too:
 //! `KEEL_DUMP_HISTORY=tests/histories/v1 cargo test -p keel --test histories -- --ignored dump_logs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -26,7 +27,12 @@ async fn dump_logs() {
     std::fs::create_dir_all(&logs).unwrap();
     for info in store.list_runs().await.unwrap() {
         let mut text = String::new();
+        let mut meaning = String::new();
         for record in store.read(info.run, keel::storage::Seq(0)).await.unwrap() {
+            let event = keel::engine::decode(info.run, record.seq, &record.bytes).unwrap();
+            let value = serde_json::json!({ "seq": record.seq, "event": event });
+            meaning.push_str(&serde_json::to_string(&value).unwrap());
+            meaning.push('\n');
             write!(text, "{}", record.seq.0).unwrap();
             text.push(' ');
             for b in record.bytes.iter() {
@@ -35,6 +41,7 @@ async fn dump_logs() {
             text.push('\n');
         }
         std::fs::write(logs.join(format!("{}.log", info.run)), text).unwrap();
+        std::fs::write(logs.join(format!("{}.jsonl", info.run)), meaning).unwrap();
     }
 }
 

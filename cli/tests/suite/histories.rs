@@ -106,15 +106,21 @@ impl Canned {
     fn listed(&self) -> BTreeMap<String, (String, u64)> {
         let out = self.ok(&["runs", "--json"]);
         let start = out.find('[').unwrap();
-        let rows: serde_json::Value =
-            serde_json::Deserializer::from_str(&out[start..]).into_iter().next().unwrap().unwrap();
+        let rows: serde_json::Value = serde_json::Deserializer::from_str(&out[start..])
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
         rows.as_array()
             .unwrap()
             .iter()
             .map(|r| {
                 (
                     r["id"].as_str().unwrap().to_owned(),
-                    (r["status"].as_str().unwrap().to_owned(), r["events"].as_u64().unwrap()),
+                    (
+                        r["status"].as_str().unwrap().to_owned(),
+                        r["events"].as_u64().unwrap(),
+                    ),
                 )
             })
             .collect()
@@ -122,11 +128,14 @@ impl Canned {
 
     /// Every record of `logs/<run>.log` is the store's, and decodes.
     fn check_raw_logs(&self) {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let store = SledStore::open(self.tmp.path().join("store")).unwrap();
         for (id, _, _) in self.runs.values() {
             let run: RunId = id.parse().unwrap();
-            let text = std::fs::read_to_string(self.dir.join("logs").join(format!("{id}.log"))).unwrap();
+            let text =
+                std::fs::read_to_string(self.dir.join("logs").join(format!("{id}.log"))).unwrap();
             let stored = rt.block_on(store.read(run, Seq::ZERO)).unwrap();
             let lines: Vec<&str> = text.lines().collect();
             assert_eq!(lines.len(), stored.len(), "{}: {id}", self.name);
@@ -137,9 +146,32 @@ impl Canned {
                     .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
                     .collect();
                 assert_eq!(Seq(seq.parse().unwrap()), record.seq);
-                assert_eq!(bytes, record.bytes.to_vec(), "{}: {id} seq {seq}", self.name);
+                assert_eq!(
+                    bytes,
+                    record.bytes.to_vec(),
+                    "{}: {id} seq {seq}",
+                    self.name
+                );
                 keel_engine::decode(run, record.seq, &bytes)
                     .unwrap_or_else(|e| panic!("{}: {e}", self.name));
+            }
+            // What each record meant when the folder was written, it still means:
+            // every field recorded then decodes to the same value (fields added since
+            // may appear besides).
+            let meaning =
+                std::fs::read_to_string(self.dir.join("logs").join(format!("{id}.jsonl"))).unwrap();
+            let lines: Vec<&str> = meaning.lines().collect();
+            assert_eq!(lines.len(), stored.len(), "{}: {id}", self.name);
+            for (line, record) in lines.iter().zip(&stored) {
+                let then: serde_json::Value = serde_json::from_str(line).unwrap();
+                let event = keel_engine::decode(run, record.seq, &record.bytes).unwrap();
+                let now = serde_json::json!({ "seq": record.seq, "event": event });
+                if let Err(path) = contained(&then, &now, String::new()) {
+                    panic!(
+                        "{}: run {id} seq {}: {path} changed meaning\nthen: {then}\nnow:  {now}",
+                        self.name, record.seq
+                    );
+                }
             }
         }
     }
@@ -149,7 +181,11 @@ impl Canned {
             let out = self.ok(&["show", id]);
             assert!(out.contains(&format!("run {id}")), "{name}: {out}");
             let out = self.ok(&["replay", id]);
-            assert!(out.contains("deterministic."), "{} {name}: {out}", self.name);
+            assert!(
+                out.contains("deterministic."),
+                "{} {name}: {out}",
+                self.name
+            );
         }
     }
 }
@@ -165,7 +201,12 @@ fn canned_histories_open_list_show_replay_and_continue() {
         let listed = canned.listed();
         assert_eq!(listed.len(), canned.runs.len(), "{}", canned.name);
         for (name, (id, status, events)) in &canned.runs {
-            assert_eq!(listed[id], (status.clone(), *events), "{} {name}", canned.name);
+            assert_eq!(
+                listed[id],
+                (status.clone(), *events),
+                "{} {name}",
+                canned.name
+            );
         }
         canned.replay_all();
 
@@ -199,5 +240,36 @@ fn canned_histories_open_list_show_replay_and_continue() {
             assert_eq!(listed[id].0, "completed", "{}: {id}", canned.name);
         }
         canned.replay_all();
+    }
+}
+
+/// Whether every value of `then` is in `now` at the same place (objects may have
+/// gained keys); `Err` names the first place that differs.
+fn contained(
+    then: &serde_json::Value,
+    now: &serde_json::Value,
+    path: String,
+) -> Result<(), String> {
+    use serde_json::Value;
+    match (then, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = format!("{path}.{k}");
+                contained(v, b.get(k).ok_or_else(|| p.clone())?, p)?;
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                contained(x, y, format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (a, b) if a == b => Ok(()),
+        _ => Err(if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path
+        }),
     }
 }
