@@ -201,6 +201,9 @@ fn format_1_records_of_the_canned_history_decode_and_convert() {
     let mut count = 0;
     for entry in std::fs::read_dir(&logs).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
         let run: RunId = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
         for line in std::fs::read_to_string(&path).unwrap().lines() {
             let (seq, hex) = line.split_once(' ').unwrap();
