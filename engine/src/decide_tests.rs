@@ -8,9 +8,11 @@ use crate::agent::StopCondition;
 use crate::event::{Event, FinishKind, Text};
 use crate::testlog::{Log, agent, call, form, resolution};
 
-/// `(rule, history, expected action)`; `Digest` placeholders are filled from the state.
-fn decide_table() -> Vec<(&'static str, Log, fn(&Log) -> Action)> {
-    let mut rows: Vec<(&'static str, Log, fn(&Log) -> Action)> = Vec::new();
+/// `(rule, history, expected action)`; digests are computed from the state.
+type Row = (&'static str, Log, fn(&Log) -> Action);
+
+fn decide_table() -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
     let next_llm = |l: &Log| Action::CallLlm {
         turn: l.state.next_turn(),
         digest: l.state.request_digest(l.state.next_turn()),

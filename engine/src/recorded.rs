@@ -71,10 +71,14 @@ impl Agent {
             .model(snapshot.model.clone())
             .system_prompt(snapshot.system_prompt.clone())
             .max_tokens(snapshot.max_tokens);
-        for name in &snapshot.tools {
+        for (i, name) in snapshot.tools.iter().enumerate() {
             builder = builder.tool(RecordedTool {
                 name: name.clone(),
-                recovery: default_recovery(name),
+                recovery: snapshot
+                    .recovery
+                    .get(i)
+                    .copied()
+                    .unwrap_or_else(|| default_recovery(name)),
             });
         }
         for condition in &snapshot.stop_conditions {

@@ -103,6 +103,7 @@ impl Log {
             input: "go".into(),
             parent: None,
             digest_scheme: DigestScheme::Records,
+            definition: log.agent.definition().cloned(),
         };
         log.push(Event::RunStarted(Box::new(started)));
         log

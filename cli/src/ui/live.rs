@@ -184,6 +184,13 @@ impl Live {
             RunEvent::RunCancelled { reason, .. } => {
                 self.note(&format!("\nkeel: run cancelled: {reason}"));
             }
+            RunEvent::AgentChanged {
+                by, reason, model, ..
+            } => {
+                self.note(&format!(
+                    "keel: the run's definition changed ({reason}, by {by}); model {model}"
+                ));
+            }
         }
     }
 }

@@ -176,6 +176,16 @@ impl Canned {
         }
     }
 
+    /// Whether the run `name` recorded its definition (in its first event).
+    fn carries_definition(&self, name: &str) -> bool {
+        let id = self.id(name);
+        let meaning =
+            std::fs::read_to_string(self.dir.join("logs").join(format!("{id}.jsonl"))).unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(meaning.lines().next().unwrap()).unwrap();
+        !first["event"]["event"]["RunStarted"]["definition"].is_null()
+    }
+
     fn replay_all(&self) {
         for (name, (id, _, _)) in &self.runs {
             let out = self.ok(&["show", id]);
@@ -210,24 +220,39 @@ fn canned_histories_open_list_show_replay_and_continue() {
         }
         canned.replay_all();
 
-        // Continue the unfinished runs with this build.
+        // Continue the unfinished runs with this build: runs that recorded their
+        // definition with no flags at all; older runs as then, with the flags.
+        let carries_definition = canned.carries_definition("waiting");
+        if carries_definition {
+            let scripts = Path::new(WORKSPACE).with_file_name("scripts");
+            std::fs::create_dir_all(&scripts).unwrap();
+            for s in ["waiting", "interrupted"] {
+                let name = format!("{s}.json");
+                std::fs::copy(canned.dir.join("scripts").join(&name), scripts.join(&name)).unwrap();
+            }
+        }
         let script = |s: &str| canned.dir.join("scripts").join(format!("{s}.json"));
         let flags = |s: &str| {
-            vec![
-                "--script".to_owned(),
-                script(s).display().to_string(),
-                "--model".to_owned(),
-                "claude-sonnet-4-5".to_owned(),
-                "--workspace".to_owned(),
-                WORKSPACE.to_owned(),
-                "--approve-all".to_owned(),
-            ]
+            let mut flags = vec!["--approve-all".to_owned()];
+            if !carries_definition {
+                flags.extend([
+                    "--script".to_owned(),
+                    script(s).display().to_string(),
+                    "--model".to_owned(),
+                    "claude-sonnet-4-5".to_owned(),
+                    "--workspace".to_owned(),
+                    WORKSPACE.to_owned(),
+                ]);
+            }
+            flags
         };
         let waiting = canned.id("waiting").to_owned();
         canned.ok(&["approve", &waiting]);
         let mut args = vec!["resume".to_owned(), waiting.clone()];
         args.extend(flags("waiting"));
-        canned.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = canned.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let legacy = out.contains("was recorded before runs carried their definition");
+        assert_eq!(legacy, !carries_definition, "{}: {out}", canned.name);
         let interrupted = canned.id("interrupted").to_owned();
         let mut args = vec!["resume".to_owned(), interrupted.clone()];
         args.extend(flags("interrupted"));

@@ -1,4 +1,5 @@
 mod crash;
+mod definition;
 mod histories;
 mod inspect;
 mod kill9;

@@ -8,7 +8,11 @@ use super::parts::{
     response_from, response_to, text_from, text_to,
 };
 use super::records::*;
-use crate::event::{AgentSnapshot, DigestScheme, Event, FinishKind, RunStarted, Stamped};
+use keel_tools::Recovery;
+
+use crate::event::{
+    AgentChanged, AgentSnapshot, Definition, DigestScheme, Event, FinishKind, RunStarted, Stamped,
+};
 use crate::ids::{Digest, StepKey, Turn};
 
 /// Why a record's content is not an event this build can hold.
@@ -36,6 +40,7 @@ pub(crate) fn to_record(stamped: &Stamped) -> StampedRecord {
                 DigestScheme::Records => 0,
                 DigestScheme::Postcard1 => 1,
             },
+            definition: s.definition.as_ref().map(definition_to),
         }),
         Event::LlmRequested {
             turn,
@@ -99,6 +104,12 @@ pub(crate) fn to_record(stamped: &Stamped) -> StampedRecord {
         Event::RunCancelled { reason } => EventRecord::RunCancelled(RunCancelledRecord {
             reason: reason.clone(),
         }),
+        Event::AgentChanged(c) => EventRecord::AgentChanged(AgentChangedRecord {
+            agent: Some(snapshot_to(&c.agent)),
+            definition: c.definition.as_ref().map(definition_to),
+            by: c.by.clone(),
+            reason: c.reason.clone(),
+        }),
     };
     StampedRecord {
         at: stamped.at.0,
@@ -111,7 +122,7 @@ pub(crate) fn to_record(stamped: &Stamped) -> StampedRecord {
 pub(crate) fn from_record(record: StampedRecord) -> Result<Stamped> {
     let event = match need(record.event, "an event")? {
         EventRecord::RunStarted(s) => Event::RunStarted(Box::new(RunStarted {
-            agent: snapshot_from(need(s.agent, "the agent of run_started")?),
+            agent: snapshot_from(need(s.agent, "the agent of run_started")?)?,
             input: s.input,
             parent: match s.parent {
                 Some(p) => Some((run_id(&p.run)?, Seq(p.at))),
@@ -122,6 +133,7 @@ pub(crate) fn from_record(record: StampedRecord) -> Result<Stamped> {
                 1 => DigestScheme::Postcard1,
                 n => return Err(Invalid::Newer(format!("digest scheme {n}"))),
             },
+            definition: s.definition.map(definition_from),
         })),
         EventRecord::LlmRequested(r) => Event::LlmRequested {
             turn: Turn(r.turn),
@@ -162,6 +174,12 @@ pub(crate) fn from_record(record: StampedRecord) -> Result<Stamped> {
             code: r.code,
         },
         EventRecord::RunCancelled(r) => Event::RunCancelled { reason: r.reason },
+        EventRecord::AgentChanged(r) => Event::AgentChanged(Box::new(AgentChanged {
+            agent: snapshot_from(need(r.agent, "the agent of agent_changed")?)?,
+            definition: r.definition.map(definition_from),
+            by: r.by,
+            reason: r.reason,
+        })),
     };
     Ok(Stamped {
         at: Timestamp(record.at),
@@ -186,11 +204,12 @@ fn snapshot_to(a: &AgentSnapshot) -> AgentSnapshotRecord {
         max_tokens: a.max_tokens,
         stop_conditions: a.stop_conditions.clone(),
         fingerprint: a.fingerprint.clone(),
+        recovery: a.recovery.iter().map(|r| recovery_to(*r)).collect(),
     }
 }
 
-fn snapshot_from(a: AgentSnapshotRecord) -> AgentSnapshot {
-    AgentSnapshot {
+fn snapshot_from(a: AgentSnapshotRecord) -> Result<AgentSnapshot> {
+    Ok(AgentSnapshot {
         id: a.id,
         provider: a.provider,
         model: a.model,
@@ -200,6 +219,43 @@ fn snapshot_from(a: AgentSnapshotRecord) -> AgentSnapshot {
         max_tokens: a.max_tokens,
         stop_conditions: a.stop_conditions,
         fingerprint: a.fingerprint,
+        recovery: a
+            .recovery
+            .into_iter()
+            .map(recovery_from)
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn recovery_to(r: Recovery) -> u32 {
+    match r {
+        Recovery::Rerun => 1,
+        Recovery::AskAgain => 2,
+        Recovery::ReportInterrupted => 3,
+    }
+}
+
+fn recovery_from(n: u32) -> Result<Recovery> {
+    Ok(match n {
+        1 => Recovery::Rerun,
+        2 => Recovery::AskAgain,
+        3 => Recovery::ReportInterrupted,
+        0 => return Err(Invalid::Corrupt("a recovery policy of 0".into())),
+        n => return Err(Invalid::Newer(format!("recovery policy {n}"))),
+    })
+}
+
+fn definition_to(d: &Definition) -> DefinitionRecord {
+    DefinitionRecord {
+        kind: d.kind.clone(),
+        document: d.document.clone(),
+    }
+}
+
+fn definition_from(d: DefinitionRecord) -> Definition {
+    Definition {
+        kind: d.kind,
+        document: d.document,
     }
 }
 

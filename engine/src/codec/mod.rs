@@ -14,6 +14,7 @@
 //! and seq.
 
 mod convert;
+mod digest;
 mod parts;
 pub mod records;
 mod v1;
@@ -164,13 +165,7 @@ pub(crate) fn digest_content(
 ) {
     match scheme {
         DigestScheme::Postcard1 => v1::content_digest_bytes(content, hasher),
-        DigestScheme::Records => {
-            let mut buf = Vec::new();
-            for block in content {
-                let _ = parts::block_to(block).encode_length_delimited(&mut buf);
-            }
-            hasher.update(&buf);
-        }
+        DigestScheme::Records => digest::content(content, hasher),
     }
 }
 
@@ -178,9 +173,7 @@ pub(crate) fn digest_content(
 pub(crate) fn digest_text(scheme: DigestScheme, text: &Text, hasher: &mut blake3::Hasher) {
     match scheme {
         DigestScheme::Postcard1 => v1::text_digest_bytes(text, hasher),
-        DigestScheme::Records => {
-            hasher.update(&parts::text_to(text).encode_to_vec());
-        }
+        DigestScheme::Records => digest::text(text, hasher),
     }
 }
 

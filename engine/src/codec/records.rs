@@ -16,14 +16,14 @@ pub struct StampedRecord {
     /// Milliseconds since the Unix epoch, for people; replay never reads it.
     #[prost(uint64, tag = "1")]
     pub at: u64,
-    /// The event. Tags 2..=11 are the round-2 kinds; a new kind takes the next tag.
-    #[prost(oneof = "EventRecord", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    /// The event. Tags 2..=12 are the kinds so far; a new kind takes the next tag.
+    #[prost(oneof = "EventRecord", tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12")]
     pub event: Option<EventRecord>,
 }
 
 /// The highest event tag this build knows; a record with a higher one was written by
 /// a newer Keel.
-pub const LAST_EVENT_TAG: u32 = 11;
+pub const LAST_EVENT_TAG: u32 = 12;
 
 /// One event kind per tag.
 #[derive(Clone, PartialEq, Oneof)]
@@ -58,6 +58,9 @@ pub enum EventRecord {
     /// `run_cancelled`.
     #[prost(message, tag = "11")]
     RunCancelled(RunCancelledRecord),
+    /// `agent_changed`.
+    #[prost(message, tag = "12")]
+    AgentChanged(AgentChangedRecord),
 }
 
 /// What a run recorded about its agent.
@@ -81,6 +84,31 @@ pub struct AgentSnapshotRecord {
     pub stop_conditions: Vec<String>,
     #[prost(string, tag = "9")]
     pub fingerprint: String,
+    /// Each tool's recovery policy (1 re-run, 2 ask again, 3 report interrupted).
+    #[prost(uint32, repeated, tag = "10")]
+    pub recovery: Vec<u32>,
+}
+
+/// An embedder's full definition of an agent (opaque to the engine).
+#[derive(Clone, PartialEq, Message)]
+pub struct DefinitionRecord {
+    #[prost(string, tag = "1")]
+    pub kind: String,
+    #[prost(string, tag = "2")]
+    pub document: String,
+}
+
+/// `agent_changed`.
+#[derive(Clone, PartialEq, Message)]
+pub struct AgentChangedRecord {
+    #[prost(message, optional, tag = "1")]
+    pub agent: Option<AgentSnapshotRecord>,
+    #[prost(message, optional, tag = "2")]
+    pub definition: Option<DefinitionRecord>,
+    #[prost(string, tag = "3")]
+    pub by: String,
+    #[prost(string, tag = "4")]
+    pub reason: String,
 }
 
 /// A fork's parent: the run and the length of the prefix copied.
@@ -106,6 +134,8 @@ pub struct RunStartedRecord {
     /// 1 = over the postcard encoding of format 1 (runs first written by round 1).
     #[prost(uint32, tag = "4")]
     pub digest_scheme: u32,
+    #[prost(message, optional, tag = "5")]
+    pub definition: Option<DefinitionRecord>,
 }
 
 /// `llm_requested`.

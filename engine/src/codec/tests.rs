@@ -21,10 +21,15 @@ fn samples() -> Vec<Stamped> {
                 max_tokens: 1024,
                 stop_conditions: vec!["max_steps(30)".into()],
                 fingerprint: "f".into(),
+                recovery: vec![keel_tools::Recovery::AskAgain],
             },
             input: "hi".into(),
             parent: Some((RunId::new(), Seq(4))),
             digest_scheme: DigestScheme::Postcard1,
+            definition: Some(Definition {
+                kind: "test/spec@1".into(),
+                document: "{\"cwd\":\"/ws\"}".into(),
+            }),
         })),
         Event::LlmRequested {
             turn: Turn(1),
@@ -111,6 +116,23 @@ fn samples() -> Vec<Stamped> {
         Event::RunCancelled {
             reason: "user".into(),
         },
+        Event::AgentChanged(Box::new(AgentChanged {
+            agent: AgentSnapshot {
+                id: "a".into(),
+                provider: "openai".into(),
+                model: "m2".into(),
+                system_prompt: String::new(),
+                tools: vec![],
+                tools_digest: "d".into(),
+                max_tokens: 1,
+                stop_conditions: vec![],
+                fingerprint: "f2".into(),
+                recovery: vec![],
+            },
+            definition: None,
+            by: "me".into(),
+            reason: "adopted keel.toml".into(),
+        })),
     ];
     events
         .into_iter()
@@ -299,19 +321,19 @@ fn unknown_fields_are_skipped_and_missing_fields_default() {
 #[test]
 fn newer_event_kinds_and_parts_are_refused_by_name() {
     let run = RunId::new();
-    // at = 5, then field 12 (length-delimited, empty): a kind from a newer build.
-    let bytes = [FORMAT_VERSION, 0x08, 0x05, 0x62, 0x00];
+    // at = 5, then field 13 (length-delimited, empty): a kind from a newer build.
+    let bytes = [FORMAT_VERSION, 0x08, 0x05, 0x6a, 0x00];
     let err = decode(run, Seq(3), &bytes).unwrap_err();
     assert_eq!(
         err.kind,
         DecodeErrorKind::NewerKind {
-            what: "an event kind with tag 12".into()
+            what: "an event kind with tag 13".into()
         }
     );
     let text = format!("{}", crate::Error::from(err));
     assert!(text.starts_with("[KEEL-E102]"), "{text}");
     assert!(
-        text.contains("tag 12") && text.contains("written by a newer Keel"),
+        text.contains("tag 13") && text.contains("written by a newer Keel"),
         "{text}"
     );
     // A tool_finished whose kind is 8.
@@ -338,7 +360,7 @@ proptest! {
     }
 
     #[test]
-    fn flipped_bytes_never_panic(index in 0usize..4096, flip in 1u8..=255, which in 0usize..11) {
+    fn flipped_bytes_never_panic(index in 0usize..4096, flip in 1u8..=255, which in 0usize..12) {
         let samples = samples();
         let mut bytes = encode(&samples[which % samples.len()]).unwrap().to_vec();
         let i = index % bytes.len();

@@ -302,12 +302,14 @@ impl V1Stamped {
                         max_tokens: a.max_tokens,
                         stop_conditions: a.stop_conditions,
                         fingerprint: a.fingerprint,
+                        recovery: Vec::new(),
                     },
                     input: s.input,
                     parent: s
                         .parent
                         .map(|(run, at)| (RunId::from_bytes(run.0), Seq(at))),
                     digest_scheme: DigestScheme::Postcard1,
+                    definition: None,
                 }))
             }
             V1Event::LlmRequested {

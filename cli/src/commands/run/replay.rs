@@ -4,7 +4,7 @@
 //! or against an agent as a configuration file defines it now.
 
 use anyhow::Result;
-use keel_engine::{Agent, check_events};
+use keel_engine::{check_events, check_recorded_events};
 
 use super::{agent_of, load};
 use crate::args::ReplayArgs;
@@ -25,7 +25,7 @@ pub async fn replay(ctx: &Ctx, args: ReplayArgs) -> Result<u8> {
     let result = async {
         let run = backend.resolve(&args.run.run).await?;
         let (events, state) = load(&backend, run).await?;
-        let (agent, what) = match &against {
+        let (report, what) = match &against {
             Some(agents) => {
                 let spec = agent_of(agents, &state)?;
                 let agent = spec.build_offline().map_err(crate::usage)?;
@@ -34,18 +34,14 @@ pub async fn replay(ctx: &Ctx, args: ReplayArgs) -> Result<u8> {
                     agent.id(),
                     args.against.as_deref().unwrap_or_else(|| "".as_ref()).display()
                 );
-                (agent, what)
+                (check_events(run, &events, &agent)?, what)
             }
             None => {
-                let snapshot = &state
-                    .started()
-                    .ok_or_else(|| anyhow::anyhow!("run {run} has no run_started event"))?
-                    .agent;
-                let what = format!("the definition of agent `{}` it recorded", snapshot.id);
-                (Agent::from_snapshot(snapshot), what)
+                let id = state.agent().map(|a| a.id.clone()).unwrap_or_default();
+                let what = format!("the definition of agent `{id}` it recorded");
+                (check_recorded_events(run, &events)?, what)
             }
         };
-        let report = check_events(run, &events, &agent)?;
         match report.verdict {
             Ok(()) => {
                 println!(
