@@ -363,6 +363,13 @@ impl AgentSpec {
                 if let Some(u) = &self.base_url {
                     b = b.base_url(u.clone());
                 }
+                // Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM) need no
+                // key: with a base URL other than OpenAI's and no key set, none is sent.
+                let key = get("OPENAI_API_KEY").filter(|k| !k.trim().is_empty());
+                let base = self.base_url.clone().or_else(|| get("OPENAI_BASE_URL"));
+                if key.is_none() && base.is_some_and(|u| !u.contains("api.openai.com")) {
+                    b = b.without_api_key();
+                }
                 SharedProvider::new(b.build_with_env(get)?)
             }
             "scripted" => {
@@ -445,6 +452,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown provider `gemini`"), "{err}");
+    }
+
+    #[test]
+    fn openai_compatible_local_servers_need_no_key() {
+        let mut spec = builtin_coding_agent(Path::new("/"));
+        spec.provider = "openai".into();
+        let err = spec.provider(&BTreeMap::new()).err().unwrap().to_string();
+        assert!(err.contains("OPENAI_API_KEY"), "{err}");
+        spec.base_url = Some("http://127.0.0.1:11434/v1".into());
+        assert!(spec.provider(&BTreeMap::new()).is_ok());
+        let mut env = BTreeMap::new();
+        env.insert("OPENAI_BASE_URL".to_owned(), "http://localhost:8080/v1".to_owned());
+        spec.base_url = None;
+        assert!(spec.provider(&env).is_ok());
+    }
+
+    #[test]
+    fn a_spec_round_trips_through_its_recorded_definition() {
+        let spec = builtin_coding_agent(Path::new("/w"));
+        let def = spec.definition();
+        assert_eq!(def.kind, SPEC_KIND);
+        // The key stays in the environment: the agent's recorded definition lacks it.
+        let mut env = BTreeMap::new();
+        env.insert("ANTHROPIC_API_KEY".to_owned(), "sk-ant-secret-1".to_owned());
+        let mut with_ws = builtin_coding_agent(&std::env::temp_dir());
+        with_ws.model = Some("m".into());
+        let agent = with_ws.build(&env).unwrap();
+        assert!(!agent.definition().unwrap().document.contains("sk-ant-secret-1"));
+        assert_eq!(AgentSpec::from_definition(&def).unwrap(), spec);
+        let other = Definition {
+            kind: "x@1".into(),
+            document: def.document.clone(),
+        };
+        assert!(AgentSpec::from_definition(&other).is_err());
+        assert!(describe_definition(&def).unwrap().contains("workspace /w"));
     }
 
     #[test]

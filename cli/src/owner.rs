@@ -356,6 +356,14 @@ impl Local {
     /// Waits while other processes still need this one (runs executing here, streams
     /// open), then stops serving and lets runs stop at a safe point.
     pub async fn close(self) {
+        // A run this process just drove to its end lets go of it an instant after
+        // its last event reached the terminal: that is not another terminal.
+        let settle = async {
+            while self.owner.busy() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), settle).await;
         if self.owner.busy() {
             eprintln!(
                 "keel: other terminals are using this store through this process; waiting for them (Ctrl-C to stop)"

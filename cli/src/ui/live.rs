@@ -16,6 +16,8 @@ pub struct Live {
     json: bool,
     spinner: Option<ProgressBar>,
     streamed: HashSet<Turn>,
+    /// Text printed by the model call's current attempt (a retry discards it).
+    attempt_text: bool,
     mid_line: bool,
     model: String,
     usage: Usage,
@@ -35,6 +37,7 @@ impl Live {
             json,
             spinner: None,
             streamed: HashSet::new(),
+            attempt_text: false,
             mid_line: false,
             model: String::new(),
             usage: Usage::default(),
@@ -85,6 +88,7 @@ impl Live {
             }
             RunEvent::LlmCallStarted { .. } => {
                 self.pause();
+                self.attempt_text = false;
                 if std::io::stderr().is_terminal() {
                     let spinner = ProgressBar::new_spinner();
                     spinner.set_style(
@@ -101,6 +105,7 @@ impl Live {
                     s.finish_and_clear();
                 }
                 self.streamed.insert(*turn);
+                self.attempt_text = true;
                 print!("{text}");
                 let _ = std::io::stdout().flush();
                 self.mid_line = !text.ends_with('\n');
@@ -112,8 +117,16 @@ impl Live {
                 reason,
                 ..
             } => {
+                // A server's message may span lines: fold it, as the final error does.
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                let discarded = if std::mem::take(&mut self.attempt_text) {
+                    "; the text above from the failed attempt is discarded and the answer starts over"
+                } else {
+                    ""
+                };
                 self.note(&format!(
-                    "keel: the model call failed ({reason}); trying again (attempt {attempt}) in {}",
+                    "keel: the model call failed ({}); trying again (attempt {attempt}) in {}{discarded}",
+                    one_line(&reason, 300),
                     duration_ms(*delay_ms)
                 ));
             }

@@ -344,3 +344,15 @@ fn an_edit_after_a_write_needs_no_read_even_across_processes() {
     let results = tool_results(requests.last().unwrap());
     assert!(!results[0].2, "the edit failed: {results:?}");
 }
+
+/// The owner's close waits for its own finished run to let go before deciding
+/// whether other terminals still need it: no spurious "other terminals" notice.
+#[test]
+fn finishing_a_run_does_not_claim_other_terminals_are_waiting() {
+    let project = Project::new(vec![say("Hi.")]);
+    for _ in 0..10 {
+        let (code, _, err) = project.run(&["run", "coding_agent", "hi"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("other terminals"), "{err}");
+    }
+}
