@@ -463,7 +463,10 @@ mod tests {
         spec.base_url = Some("http://127.0.0.1:11434/v1".into());
         assert!(spec.provider(&BTreeMap::new()).is_ok());
         let mut env = BTreeMap::new();
-        env.insert("OPENAI_BASE_URL".to_owned(), "http://localhost:8080/v1".to_owned());
+        env.insert(
+            "OPENAI_BASE_URL".to_owned(),
+            "http://localhost:8080/v1".to_owned(),
+        );
         spec.base_url = None;
         assert!(spec.provider(&env).is_ok());
     }
@@ -479,7 +482,13 @@ mod tests {
         let mut with_ws = builtin_coding_agent(&std::env::temp_dir());
         with_ws.model = Some("m".into());
         let agent = with_ws.build(&env).unwrap();
-        assert!(!agent.definition().unwrap().document.contains("sk-ant-secret-1"));
+        assert!(
+            !agent
+                .definition()
+                .unwrap()
+                .document
+                .contains("sk-ant-secret-1")
+        );
         assert_eq!(AgentSpec::from_definition(&def).unwrap(), spec);
         let other = Definition {
             kind: "x@1".into(),

@@ -129,6 +129,22 @@ pub struct ReplayReport {
     pub verdict: std::result::Result<(), Box<NonDeterminism>>,
 }
 
+impl ReplayReport {
+    fn of(
+        state: &RunState,
+        events: usize,
+        verdict: std::result::Result<(), Box<NonDeterminism>>,
+    ) -> Self {
+        Self {
+            run: state.run(),
+            events: events as u64,
+            turns: state.responses(),
+            status: state.status(),
+            verdict,
+        }
+    }
+}
+
 /// Replays a run's records against the definitions the run recorded (its first
 /// event's, then each one a person adopted): needs nothing outside the store.
 pub fn check_recorded_records(run: RunId, records: &[Record]) -> Result<ReplayReport> {
@@ -149,13 +165,7 @@ pub fn check_recorded_records(run: RunId, records: &[Record]) -> Result<ReplayRe
         replayer.state.apply(record.seq, stamped)?;
     }
     let state = replayer.finish()?;
-    Ok(ReplayReport {
-        run,
-        events: records.len() as u64,
-        turns: state.responses(),
-        status: state.status(),
-        verdict,
-    })
+    Ok(ReplayReport::of(&state, records.len(), verdict))
 }
 
 /// [`check_recorded_records`] over decoded events.
@@ -179,13 +189,7 @@ pub fn check_records(run: RunId, records: &[Record], agent: &Agent) -> Result<Re
         Err(crate::error::Error::NonDeterminism(nd)) => (replay(run, records, None)?, Err(nd)),
         Err(other) => return Err(other),
     };
-    Ok(ReplayReport {
-        run,
-        events: records.len() as u64,
-        turns: state.responses(),
-        status: state.status(),
-        verdict,
-    })
+    Ok(ReplayReport::of(&state, records.len(), verdict))
 }
 
 /// Replays decoded events against `agent` — calling no model and no tool — and
@@ -200,11 +204,5 @@ pub fn check_events(run: RunId, events: &[(Seq, Stamped)], agent: &Agent) -> Res
         }
         Err(other) => return Err(other),
     };
-    Ok(ReplayReport {
-        run,
-        events: events.len() as u64,
-        turns: state.responses(),
-        status: state.status(),
-        verdict,
-    })
+    Ok(ReplayReport::of(&state, events.len(), verdict))
 }

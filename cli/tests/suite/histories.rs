@@ -4,6 +4,11 @@
 //! it, show and replay every run (deterministic, with nothing outside the store), and
 //! continue the unfinished ones to completion: `waiting` (approve, then resume) and
 //! `interrupted` (resume; recovery reports the interruption to the model).
+//!
+//! `dump_logs` (ignored) writes a folder's `logs/`: the raw records of every run as
+//! text (`<run>.log`: `<seq> <hex bytes>` per line), so the codec is checked without
+//! the store, and what each means (`<run>.jsonl`: the decoded events as JSON):
+//! `KEEL_DUMP_HISTORY=tests/histories/vN cargo test -p keel-cli --test all -- --ignored dump_logs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -197,6 +202,40 @@ impl Canned {
                 self.name
             );
         }
+    }
+}
+
+/// Writes `<dir>/logs/` for the canned store in `<dir>/store`.
+#[test]
+#[ignore = "writes a canned history's logs; run by hand"]
+fn dump_logs() {
+    use std::fmt::Write as _;
+    let dir =
+        std::env::var("KEEL_DUMP_HISTORY").expect("set KEEL_DUMP_HISTORY to a history's folder");
+    let dir = Path::new(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&dir.join("store"), tmp.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let store = SledStore::open(tmp.path()).unwrap();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for info in rt.block_on(store.list_runs()).unwrap() {
+        let (mut text, mut meaning) = (String::new(), String::new());
+        for record in rt.block_on(store.read(info.run, Seq::ZERO)).unwrap() {
+            write!(text, "{} ", record.seq.0).unwrap();
+            for b in record.bytes.iter() {
+                write!(text, "{b:02x}").unwrap();
+            }
+            text.push('\n');
+            let event = keel_engine::decode(info.run, record.seq, &record.bytes).unwrap();
+            let value = serde_json::json!({ "seq": record.seq, "event": event });
+            meaning.push_str(&serde_json::to_string(&value).unwrap());
+            meaning.push('\n');
+        }
+        std::fs::write(logs.join(format!("{}.log", info.run)), text).unwrap();
+        std::fs::write(logs.join(format!("{}.jsonl", info.run)), meaning).unwrap();
     }
 }
 

@@ -287,17 +287,7 @@ impl Keel {
             }
         }
         let _claim = self.claim(run)?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let mut state = replay(run, &records, None)?;
-        if state.end().is_some() {
-            return Err(Error::Ended {
-                run,
-                status: state.status(),
-            });
-        }
+        let mut state = self.unfinished_state(run).await?;
         self.append_events(&mut state, vec![Event::RunCancelled { reason }], Vec::new())
             .await
     }
@@ -403,17 +393,7 @@ impl Keel {
         reason: impl Into<String>,
     ) -> Result<bool> {
         let _claim = self.claim(run)?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let mut state = replay(run, &records, None)?;
-        if state.end().is_some() {
-            return Err(Error::Ended {
-                run,
-                status: state.status(),
-            });
-        }
+        let mut state = self.unfinished_state(run).await?;
         if state.agent() == Some(agent.snapshot()) && state.definition() == agent.definition() {
             return Ok(false);
         }
@@ -448,6 +428,22 @@ impl Keel {
     }
 
     // ---- internals shared with the driver ----
+
+    /// The folded state of a run that has not ended (else `UnknownRun` or `Ended`).
+    async fn unfinished_state(&self, run: RunId) -> Result<RunState> {
+        let records = self.read_log(run).await?;
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        let state = replay(run, &records, None)?;
+        if state.end().is_some() {
+            return Err(Error::Ended {
+                run,
+                status: state.status(),
+            });
+        }
+        Ok(state)
+    }
 
     /// The agent to continue a run with: rebuilt from the definition in force when
     /// the run recorded one and a rebuilder is set, else the agent registered under

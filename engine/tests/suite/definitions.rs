@@ -133,26 +133,34 @@ async fn a_subscriber_after_the_response_reads_it_from_the_log_without_deltas() 
     );
 }
 
-#[tokio::test]
-async fn replayed_approvals_that_were_answered_are_flagged() {
-    let effects = Effects::default();
+/// A run of the test agent, waiting for its first write to be approved.
+async fn waiting_for_a_write() -> (
+    MemoryStore,
+    Keel,
+    Agent,
+    keel_engine::RunHandle,
+    Vec<keel_engine::PendingStep>,
+) {
     let store = MemoryStore::new();
-    let keel = Keel::new(store);
-    let a = agent(
-        Scripted::new(vec![
-            call(
-                "w",
-                &[("put", serde_json::json!({"path": "k", "content": "v"}))],
-            ),
-            say("done"),
-        ]),
-        &effects,
-        "p",
-    );
+    let keel = Keel::new(store.clone());
+    let script = vec![
+        call(
+            "w",
+            &[("put", serde_json::json!({"path": "k", "content": "v"}))],
+        ),
+        say("done"),
+    ];
+    let a = agent(Scripted::new(script), &Effects::default(), "p");
     let run = keel.invoke(&a, "go").await.unwrap();
     let RunOutcome::Suspended { waiting } = run.result().await.unwrap() else {
         panic!()
     };
+    (store, keel, a, run, waiting)
+}
+
+#[tokio::test]
+async fn replayed_approvals_that_were_answered_are_flagged() {
+    let (_store, keel, _a, run, waiting) = waiting_for_a_write().await;
     run.resume(&waiting[0].step, Decision::approve())
         .await
         .unwrap();
@@ -173,24 +181,7 @@ async fn replayed_approvals_that_were_answered_are_flagged() {
 
 #[tokio::test]
 async fn answering_checks_the_agent_before_it_writes_the_decision() {
-    let effects = Effects::default();
-    let store = MemoryStore::new();
-    let keel = Keel::new(store.clone());
-    let a = agent(
-        Scripted::new(vec![
-            call(
-                "w",
-                &[("put", serde_json::json!({"path": "k", "content": "v"}))],
-            ),
-            say("done"),
-        ]),
-        &effects,
-        "p",
-    );
-    let run = keel.invoke(&a, "go").await.unwrap();
-    let RunOutcome::Suspended { waiting } = run.result().await.unwrap() else {
-        panic!()
-    };
+    let (store, _keel, a, run, waiting) = waiting_for_a_write().await;
     // Another process, where the agent is not registered.
     let other = Keel::new(store.clone());
     let err = other
