@@ -356,3 +356,51 @@ fn finishing_a_run_does_not_claim_other_terminals_are_waiting() {
         assert!(!err.contains("other terminals"), "{err}");
     }
 }
+
+/// In a terminal: a run started with non-default flags is continued from another
+/// directory with no flags, and its approvals are answered at the prompt.
+#[test]
+fn resume_in_a_terminal_from_elsewhere_asks_and_finishes_with_the_recorded_definition() {
+    let project = Project::new(hello_script());
+    let (code, _, err) = project.run(&[
+        "run",
+        "coding_agent",
+        "Create hello.sh and run it",
+        "--workspace",
+        "ws-pty",
+        "--model",
+        "claude-pty-1",
+        "--base-url",
+        &project.server.url,
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let run = project.runs()[0]["id"].as_str().unwrap().to_owned();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keel"));
+    cmd.current_dir(elsewhere.path())
+        .arg("--store")
+        .arg(project.path().join(".keel"))
+        .args(["resume", &run])
+        .env("ANTHROPIC_API_KEY", "test-key")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("KEEL_STORE")
+        .env_remove("KEEL_CONFIG");
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    p.exp_string("WRITE APPROVAL REQUIRED").unwrap();
+    p.exp_string("Approve this operation?").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("COMMAND APPROVAL REQUIRED").unwrap();
+    p.exp_string("Approve this command?").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("Done: it printed Hello, world!").unwrap();
+    p.exp_eof().unwrap();
+    assert!(project.path().join("ws-pty/hello.sh").exists());
+    assert!(
+        project
+            .server
+            .requests()
+            .iter()
+            .all(|r| r["model"] == "claude-pty-1")
+    );
+    assert_eq!(project.runs()[0]["status"], "completed");
+}
