@@ -115,19 +115,39 @@ fn agent(turns: usize, gate_last: bool) -> Agent {
         .build()
 }
 
-/// The records of a run re-encoded in format 1: postcard of the events (whose serde
-/// shape is round 1's except for `RunStarted.digest_scheme`, the last byte of the
-/// first record, which format 1 did not have).
-/// Request digests are recomputed as format-1 runs compute them.
+/// The records of a run re-encoded in format 1: postcard of the events, whose serde
+/// shape is round 1's except for `RunStarted` (fields added since), which is written
+/// field by field as round 1 did. Request digests are recomputed as format-1 runs
+/// compute them.
 fn format_1(run: RunId, records: &[Record]) -> Vec<Record> {
     let mut state = keel_engine::RunState::new(run);
     records
         .iter()
         .map(|r| {
             let mut event = keel_engine::decode(run, r.seq, &r.bytes).unwrap();
+            let mut first = None;
             match &mut event.event {
                 keel_engine::Event::RunStarted(s) => {
                     s.digest_scheme = keel_engine::DigestScheme::Postcard1;
+                    let a = &s.agent;
+                    let fields = (
+                        event.at.0,
+                        0u32, // the variant `RunStarted`
+                        (
+                            &a.id,
+                            &a.provider,
+                            &a.model,
+                            &a.system_prompt,
+                            &a.tools,
+                            &a.tools_digest,
+                            a.max_tokens,
+                            &a.stop_conditions,
+                            &a.fingerprint,
+                        ),
+                        &s.input,
+                        Option::<()>::None,
+                    );
+                    first = Some(postcard::to_extend(&fields, vec![1u8]).unwrap());
                 }
                 keel_engine::Event::LlmRequested {
                     turn,
@@ -136,10 +156,7 @@ fn format_1(run: RunId, records: &[Record]) -> Vec<Record> {
                 _ => {}
             }
             state.apply(r.seq, event.clone()).unwrap();
-            let mut bytes = postcard::to_extend(&event, vec![1u8]).unwrap();
-            if r.seq == Seq::ZERO {
-                bytes.pop();
-            }
+            let bytes = first.unwrap_or_else(|| postcard::to_extend(&event, vec![1u8]).unwrap());
             Record {
                 seq: r.seq,
                 bytes: bytes.into(),
