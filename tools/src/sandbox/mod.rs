@@ -203,7 +203,7 @@ impl SandboxTools {
         GrepTool::new(self.sandbox.clone())
     }
 
-    /// All six, in the seed's order: exec, read, write, edit, glob, grep.
+    /// All six, in the order of the Polos local-coding-agent guide: exec, read, write, edit, glob, grep.
     pub fn registry(&self) -> ToolRegistry {
         let mut r = ToolRegistry::new();
         r.register(self.exec())
