@@ -1,4 +1,5 @@
-//! The seed's local coding agent (`agents.py` + `main.py`), in Rust.
+//! A local coding agent whose commands and file changes wait for a person's approval
+//! (after the Polos local-coding-agent guide), in Rust.
 //!
 //! Defines a coding agent whose six sandbox tools run on this machine, confined to
 //! `./workspace`; invokes it with streaming; and answers every approval at the
@@ -26,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let workspace = std::env::current_dir()?.join("workspace");
     std::fs::create_dir_all(&workspace)?;
 
-    // agents.py: sandbox tools that run locally, confined to the workspace.
+    // The agent: sandbox tools that run locally, confined to the workspace.
     let mut config = SandboxConfig::default();
     config.local.cwd = workspace.clone();
     config.local.path_restriction = Some(workspace.clone());
@@ -74,7 +75,8 @@ async fn main() -> anyhow::Result<()> {
         keel.invoke(&agent, input).await?
     };
 
-    // main.py: stream the run's events; approve each exec/write/edit when it suspends.
+    // The loop: stream the run's events; approve each exec/write/edit when it
+    // suspends. History comes first: approvals answered before are flagged.
     let mut events = run.events();
     while let Some(event) = events.next().await {
         match event? {
@@ -83,7 +85,11 @@ async fn main() -> anyhow::Result<()> {
                 std::io::stdout().flush()?;
             }
             RunEvent::ApprovalRequested {
-                step, call, form, ..
+                step,
+                call,
+                form,
+                answered: false,
+                ..
             } => {
                 let pending = PendingStep {
                     step: step.clone(),

@@ -10,12 +10,18 @@
 //! | GET | `/v1/runs/{id}/result` | | `RunOutcome` |
 //! | GET | `/v1/blobs/{hash}` | | the blob's text |
 //! | POST | `/v1/runs` | [`SubmitRun`] | [`Submitted`] |
-//! | POST | `/v1/runs/{id}/decisions` | [`DecisionBody`] | `{}` |
-//! | POST | `/v1/runs/{id}/continue` | [`AgentBody`] | `{"started": bool}` |
+//! | POST | `/v1/runs/{id}/decisions` | [`DecisionBody`] | `{"continued": bool}` |
+//! | POST | `/v1/runs/{id}/continue` | [`AgentBody`] | `{"started": bool, "adopted": bool}` |
 //! | POST | `/v1/runs/{id}/cancel` | [`CancelBody`] | `{}` |
 //! | POST | `/v1/runs/{id}/fork` | [`ForkBody`] | [`Submitted`] |
 //!
 //! Errors are [`ApiError`] with a 4xx/5xx status.
+//!
+//! A run records its agent's definition when it starts; the owner continues,
+//! answers and forks it with the agent rebuilt from that record. Clients send an
+//! agent spec only to start a run, to adopt a new definition explicitly (`adopt`),
+//! or for runs recorded before runs carried their definition (`agent`). Provider
+//! variables (`env`: API keys, base URLs) are kept in the owner's memory only.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,7 @@ use keel_engine::{Decision, Event, Stamped, StepKey};
 use keel_storage::{RunId, RunInfo, RunSummary, Seq, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::args::ProviderArgs;
 use crate::config::AgentSpec;
 
 /// Who owns the store.
@@ -105,20 +112,31 @@ pub struct DecisionBody {
     pub step: StepKey,
     /// The answer.
     pub decision: Decision,
-    /// Continue the run in the owner after recording the answer (needs `agent`).
+    /// Continue the run in the owner after recording the answer, when its agent can
+    /// be had there; otherwise the answer is recorded alone.
     pub continue_run: bool,
-    /// The agent, when the owner may not know it yet.
+    /// For a run recorded without its definition: the agent, as the client's
+    /// configuration declares it.
     pub agent: Option<AgentSpec>,
-    /// The provider variables for `agent`.
+    /// The client's provider variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
 
-/// An agent to run something with.
+/// Continue a run, optionally adopting another definition first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentBody {
-    /// The agent.
-    pub agent: AgentSpec,
+    /// For a run recorded without its definition: the agent, as the client's
+    /// configuration declares it.
+    #[serde(default)]
+    pub agent: Option<AgentSpec>,
+    /// A definition the person adopts for this run from now on: recorded as an
+    /// `agent_changed` event before the run continues.
+    #[serde(default)]
+    pub adopt: Option<AgentSpec>,
+    /// Who adopts it.
+    #[serde(default)]
+    pub by: String,
     /// Its provider variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -136,8 +154,13 @@ pub struct CancelBody {
 pub struct ForkBody {
     /// The prefix length.
     pub at: Seq,
-    /// The agent to continue the fork with.
-    pub agent: AgentSpec,
+    /// For a run recorded without its definition: the agent to continue the fork
+    /// with, as the client's configuration declares it.
+    #[serde(default)]
+    pub agent: Option<AgentSpec>,
+    /// Changes to the definition in force at the fork point (recorded in the fork).
+    #[serde(default)]
+    pub overrides: ProviderArgs,
     /// Start executing the fork at once (else `continue` starts it).
     #[serde(default)]
     pub start: bool,

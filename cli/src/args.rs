@@ -31,7 +31,7 @@ pub const EXIT_CODES: &str = "Exit status:
   1  the run failed or was cancelled, or the command failed
   2  usage or configuration error
   3  the run waits for an approval and there is no terminal to ask (see the printed `keel approve` command)
-  4  `keel replay` found the run is not deterministic under the current agent definition
+  4  `keel replay` found the run is not deterministic (KEEL-E100; both sides shown)
   130 interrupted by Ctrl-C (the run stays resumable)";
 
 /// The commands.
@@ -46,8 +46,9 @@ pub enum Command {
     /// Print a run's events; with --follow, keep printing until it ends.
     Log(LogArgs),
     /// Rebuild a run from its log (calling no LLM and no tool) and check it is
-    /// deterministic under the current agent definition.
-    Replay(RunRef),
+    /// deterministic under the definition it recorded (or, with --against, a
+    /// current one). Needs nothing outside the store.
+    Replay(ReplayArgs),
     /// Start a new run from the first events of another (time travel).
     Fork(ForkArgs),
     /// Continue an unfinished run (after a crash, or after approvals).
@@ -58,7 +59,7 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Print a run's whole log as JSON.
     Export(RunRef),
-    /// The seed's scenario end to end, offline: a recorded coding session through the
+    /// A local coding agent end to end, offline: a recorded coding session through the
     /// real tools, approvals and store, then its timeline and replay.
     Demo(DemoArgs),
     /// Own the store and serve its control socket until stopped (Ctrl-C).
@@ -80,8 +81,8 @@ pub struct RunRef {
     pub run: String,
 }
 
-/// Overrides of the agent's provider, shared by `run` and `resume`.
-#[derive(Debug, Args, Clone, Default)]
+/// Overrides of the agent's definition, shared by `run`, `resume --adopt` and `fork`.
+#[derive(Debug, Args, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProviderArgs {
     /// The provider: anthropic, openai or scripted.
     #[arg(long)]
@@ -98,6 +99,27 @@ pub struct ProviderArgs {
     /// The workspace directory the tools are confined to.
     #[arg(long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+    /// The system prompt (replaces the agent's).
+    #[arg(long, value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+}
+
+impl ProviderArgs {
+    /// Whether any override is given.
+    pub fn any(&self) -> bool {
+        *self != Self::default()
+    }
+
+    /// The overrides with their paths made absolute (relative to the current
+    /// directory), to hand to another process.
+    pub fn absolute(&self) -> std::io::Result<Self> {
+        let cwd = std::env::current_dir()?;
+        Ok(Self {
+            script: self.script.as_ref().map(|p| cwd.join(p)),
+            workspace: self.workspace.as_ref().map(|p| cwd.join(p)),
+            ..self.clone()
+        })
+    }
 }
 
 /// How a run is driven at the terminal, shared by `run` and `resume`.
@@ -124,6 +146,18 @@ pub struct RunArgs {
     /// Driving.
     #[command(flatten)]
     pub drive: DriveArgs,
+}
+
+/// `keel replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The run.
+    #[command(flatten)]
+    pub run: RunRef,
+    /// Check against the run's agent as this configuration file (keel.toml)
+    /// defines it now, instead of the definition the run recorded.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
 }
 
 /// `keel show`.
@@ -160,6 +194,10 @@ pub struct ForkArgs {
     /// How many events of the run the fork starts from (as numbered by `keel show`).
     #[arg(long)]
     pub at: u64,
+    /// Changes to the recorded definition for the fork (recorded in the fork's
+    /// first events); paths are relative to the current directory.
+    #[command(flatten)]
+    pub provider: ProviderArgs,
 }
 
 /// `keel resume`.
@@ -168,7 +206,13 @@ pub struct ResumeArgs {
     /// The run.
     #[command(flatten)]
     pub run: RunRef,
-    /// Provider overrides.
+    /// Adopt the agent as the configuration (and the flags below) define it now,
+    /// instead of the definition the run recorded; the change is recorded in the
+    /// run (`keel show` lists it).
+    #[arg(long)]
+    pub adopt: bool,
+    /// Changes to the definition, with --adopt (or for runs recorded before runs
+    /// carried their definition).
     #[command(flatten)]
     pub provider: ProviderArgs,
     /// Driving.

@@ -136,16 +136,21 @@ impl Backend {
         }
     }
 
-    /// Answers a step.
-    pub async fn decide(&self, run: RunId, body: DecisionBody) -> Result<(), ClientError> {
+    /// Answers a step; returns whether the owner continues the run.
+    pub async fn decide(&self, run: RunId, body: DecisionBody) -> Result<bool, ClientError> {
         match self {
             Backend::Local(l) => Ok(l.owner().decide(run, body).await?),
             Backend::Remote(r) => r.decide(run, &body).await,
         }
     }
 
-    /// Continues an interrupted run.
-    pub async fn continue_run(&self, run: RunId, body: AgentBody) -> Result<bool, ClientError> {
+    /// Continues an interrupted run (adopting a definition first, if the body says
+    /// so); returns (started, adopted).
+    pub async fn continue_run(
+        &self,
+        run: RunId,
+        body: AgentBody,
+    ) -> Result<(bool, bool), ClientError> {
         match self {
             Backend::Local(l) => Ok(l.owner().continue_run(run, body).await?),
             Backend::Remote(r) => r.continue_run(run, &body).await,

@@ -157,19 +157,26 @@ impl Remote {
         Ok(submitted.run)
     }
 
-    /// Answers a step.
-    pub async fn decide(&self, run: RunId, body: &DecisionBody) -> Result<(), ClientError> {
-        let _: serde_json::Value = self
+    /// Answers a step; returns whether the owner continues the run.
+    pub async fn decide(&self, run: RunId, body: &DecisionBody) -> Result<bool, ClientError> {
+        let answer: serde_json::Value = self
             .post(&format!("/v1/runs/{run}/decisions"), body)
             .await?;
-        Ok(())
+        Ok(answer["continued"].as_bool().unwrap_or(false))
     }
 
-    /// Continues an interrupted run in the owner.
-    pub async fn continue_run(&self, run: RunId, body: &AgentBody) -> Result<bool, ClientError> {
+    /// Continues an interrupted run in the owner; returns (started, adopted).
+    pub async fn continue_run(
+        &self,
+        run: RunId,
+        body: &AgentBody,
+    ) -> Result<(bool, bool), ClientError> {
         let answer: serde_json::Value =
             self.post(&format!("/v1/runs/{run}/continue"), body).await?;
-        Ok(answer["started"].as_bool().unwrap_or(false))
+        Ok((
+            answer["started"].as_bool().unwrap_or(false),
+            answer["adopted"].as_bool().unwrap_or(false),
+        ))
     }
 
     /// Cancels a run.

@@ -1,5 +1,5 @@
-//! Agents from `keel.toml`, and the built-in `coding_agent` (the seed's local coding
-//! agent).
+//! Agents from `keel.toml`, and the built-in `coding_agent`: a local coding agent
+//! whose commands and file changes wait for approval.
 //!
 //! ```toml
 //! [agents.reviewer]
@@ -18,12 +18,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use keel_engine::{Agent, StopCondition};
+use keel_engine::{Agent, Definition, StopCondition};
 use keel_providers::SharedProvider;
 use keel_tools::SandboxConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::args::ProviderArgs;
+
+/// The kind of the definition `keel` records in every run it starts: the resolved
+/// [`AgentSpec`] as JSON (absolute paths; never a key).
+pub const SPEC_KIND: &str = "keel-cli/agent-spec@1";
 
 /// The id of the built-in agent.
 pub const BUILTIN_AGENT: &str = "coding_agent";
@@ -95,7 +99,7 @@ pub fn default_model(provider: &str) -> &'static str {
     }
 }
 
-/// The seed's local coding agent, with its workspace at `workspace`.
+/// The built-in local coding agent, with its workspace at `workspace`.
 pub fn builtin_coding_agent(workspace: &Path) -> AgentSpec {
     let dir = workspace.display();
     let mut tools = SandboxConfig::default();
@@ -253,6 +257,9 @@ impl AgentSpec {
                 self.tools.local.path_restriction = Some(w);
             }
         }
+        if let Some(p) = &args.system_prompt {
+            self.system_prompt = Some(p.clone());
+        }
         if !matches!(self.provider.as_str(), "anthropic" | "openai" | "scripted") {
             bail!(
                 "unknown provider `{}` (use anthropic, openai or scripted)",
@@ -265,6 +272,26 @@ impl AgentSpec {
     /// The workspace directory.
     pub fn workspace(&self) -> &Path {
         &self.tools.local.cwd
+    }
+
+    /// The definition a run of this agent records.
+    pub fn definition(&self) -> Definition {
+        Definition {
+            kind: SPEC_KIND.to_owned(),
+            document: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+
+    /// The spec a run recorded.
+    pub fn from_definition(definition: &Definition) -> Result<Self> {
+        if definition.kind != SPEC_KIND {
+            bail!(
+                "the run's definition is a `{}`, not a `{SPEC_KIND}` this keel reads",
+                definition.kind
+            );
+        }
+        serde_json::from_str(&definition.document)
+            .with_context(|| format!("reading the run's recorded definition ({SPEC_KIND})"))
     }
 
     /// Builds the agent. `env` gives the provider's variables (API keys, base URLs).
@@ -284,7 +311,9 @@ impl AgentSpec {
         if let Some(provider) = provider {
             builder = builder.shared_provider(provider);
         }
+        let definition = self.definition();
         let mut builder = builder
+            .definition(definition.kind, definition.document)
             .model(
                 self.model
                     .clone()
@@ -334,6 +363,13 @@ impl AgentSpec {
                 if let Some(u) = &self.base_url {
                     b = b.base_url(u.clone());
                 }
+                // Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM) need no
+                // key: with a base URL other than OpenAI's and no key set, none is sent.
+                let key = get("OPENAI_API_KEY").filter(|k| !k.trim().is_empty());
+                let base = self.base_url.clone().or_else(|| get("OPENAI_BASE_URL"));
+                if key.is_none() && base.is_some_and(|u| !u.contains("api.openai.com")) {
+                    b = b.without_api_key();
+                }
                 SharedProvider::new(b.build_with_env(get)?)
             }
             "scripted" => {
@@ -348,6 +384,26 @@ impl AgentSpec {
             other => bail!("unknown provider `{other}` (use anthropic, openai or scripted)"),
         })
     }
+}
+
+/// One line saying what a recorded definition holds, for timelines.
+pub fn describe_definition(definition: &Definition) -> Option<String> {
+    let spec = AgentSpec::from_definition(definition).ok()?;
+    let mut parts = vec![
+        format!("workspace {}", spec.workspace().display()),
+        format!("provider {}", spec.provider),
+    ];
+    if let Some(url) = &spec.base_url {
+        parts.push(format!("base URL {url}"));
+    }
+    if let Some(script) = &spec.script {
+        parts.push(format!("script {}", script.display()));
+    }
+    parts.push(format!(
+        "exec security {}",
+        spec.tools.exec.security.as_str()
+    ));
+    Some(parts.join(", "))
 }
 
 /// The provider variables of this process: keys as captured at start-up (they are
@@ -401,6 +457,50 @@ mod tests {
     }
 
     #[test]
+    fn openai_compatible_local_servers_need_no_key() {
+        let mut spec = builtin_coding_agent(Path::new("/"));
+        spec.provider = "openai".into();
+        let err = spec.provider(&BTreeMap::new()).err().unwrap().to_string();
+        assert!(err.contains("OPENAI_API_KEY"), "{err}");
+        spec.base_url = Some("http://127.0.0.1:11434/v1".into());
+        assert!(spec.provider(&BTreeMap::new()).is_ok());
+        let mut env = BTreeMap::new();
+        env.insert(
+            "OPENAI_BASE_URL".to_owned(),
+            "http://localhost:8080/v1".to_owned(),
+        );
+        spec.base_url = None;
+        assert!(spec.provider(&env).is_ok());
+    }
+
+    #[test]
+    fn a_spec_round_trips_through_its_recorded_definition() {
+        let spec = builtin_coding_agent(Path::new("/w"));
+        let def = spec.definition();
+        assert_eq!(def.kind, SPEC_KIND);
+        // The key stays in the environment: the agent's recorded definition lacks it.
+        let mut env = BTreeMap::new();
+        env.insert("ANTHROPIC_API_KEY".to_owned(), "sk-ant-secret-1".to_owned());
+        let mut with_ws = builtin_coding_agent(&std::env::temp_dir());
+        with_ws.model = Some("m".into());
+        let agent = with_ws.build(&env).unwrap();
+        assert!(
+            !agent
+                .definition()
+                .unwrap()
+                .document
+                .contains("sk-ant-secret-1")
+        );
+        assert_eq!(AgentSpec::from_definition(&def).unwrap(), spec);
+        let other = Definition {
+            kind: "x@1".into(),
+            document: def.document.clone(),
+        };
+        assert!(AgentSpec::from_definition(&other).is_err());
+        assert!(describe_definition(&def).unwrap().contains("workspace /w"));
+    }
+
+    #[test]
     fn non_finite_temperatures_are_errors() {
         // Found by the `keel_toml` fuzz target: `nan` reached the owner as `null`.
         for t in ["nan", "+inf", "-inf"] {
@@ -414,7 +514,7 @@ mod tests {
     }
 
     #[test]
-    fn the_builtin_agent_is_the_seeds() {
+    fn the_builtin_agent_asks_before_every_command() {
         let spec = builtin_coding_agent(Path::new("/w"));
         assert_eq!(spec.max_steps, Some(30));
         assert_eq!(

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::body::Body;
@@ -34,6 +34,10 @@ pub struct Owner {
     keel: Keel,
     /// Event streams open to other processes.
     streams: Arc<AtomicUsize>,
+    /// Provider variables (API keys, base URLs): the owner's own, overlaid with
+    /// those its clients sent. Memory only; agents rebuilt from recorded
+    /// definitions get their keys here.
+    env: Arc<RwLock<BTreeMap<String, String>>>,
 }
 
 impl std::fmt::Debug for Owner {
@@ -54,7 +58,9 @@ pub fn api_error(e: EngineError) -> ApiError {
         | EngineError::DigestMismatch { .. }
         | EngineError::NonDeterminism(_)
         | EngineError::UnknownAgent { .. } => "conflict",
-        EngineError::InvalidAnswer(_) | EngineError::BadForkPoint { .. } => "bad_request",
+        EngineError::InvalidAnswer(_)
+        | EngineError::BadForkPoint { .. }
+        | EngineError::Rebuild { .. } => "bad_request",
         _ => "internal",
     };
     ApiError {
@@ -84,15 +90,28 @@ impl Owner {
         spec: &AgentSpec,
         env: &BTreeMap<String, String>,
     ) -> Result<Agent, ApiError> {
+        self.use_env(env);
+        let agent = spec.build(&self.env()).map_err(config_error)?;
+        self.keel.register(agent.clone());
+        Ok(agent)
+    }
+
+    /// Takes a client's provider variables (they override the owner's own).
+    pub fn use_env(&self, env: &BTreeMap<String, String>) {
         // Keys a client handed over are secrets here too: masked in tool results.
         for (name, value) in env {
             if keel_tools::secrets::is_provider_key(name) {
                 keel_tools::secrets::global().add(name, value);
             }
         }
-        let agent = spec.build(env).map_err(config_error)?;
-        self.keel.register(agent.clone());
-        Ok(agent)
+        let mut own = self.env.write().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in env {
+            own.insert(k.clone(), v.clone());
+        }
+    }
+
+    fn env(&self) -> BTreeMap<String, String> {
+        self.env.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Every run.
@@ -149,25 +168,61 @@ impl Owner {
         Ok(handle.id())
     }
 
-    /// Records an answer, and continues the run here if asked.
-    pub async fn decide(&self, run: RunId, body: DecisionBody) -> Result<(), ApiError> {
+    /// Records an answer, and continues the run here if asked and its agent can be
+    /// had (rebuilt from the definition the run recorded, or, for a run recorded
+    /// without one, from the spec sent). Returns whether the run continues here.
+    pub async fn decide(&self, run: RunId, body: DecisionBody) -> Result<bool, ApiError> {
+        self.use_env(&body.env);
+        if let Some(spec) = &body.agent {
+            // Legacy runs only; an agent that cannot be built here just answers.
+            let _ = self.register(spec, &body.env);
+        }
+        if body.continue_run {
+            match self
+                .keel
+                .resume(run, &body.step, body.decision.clone())
+                .await
+            {
+                Ok(()) => return Ok(true),
+                // Nothing was written: record the answer alone.
+                Err(EngineError::Rebuild { .. } | EngineError::UnknownAgent { .. }) => {}
+                Err(e) => return Err(api_error(e)),
+            }
+        }
+        self.keel
+            .record_decision(run, &body.step, body.decision)
+            .await
+            .map_err(api_error)?;
+        Ok(false)
+    }
+
+    /// Continues an interrupted run here, first recording a definition the person
+    /// adopts, if any. Returns (started, adopted).
+    pub async fn continue_run(
+        &self,
+        run: RunId,
+        body: AgentBody,
+    ) -> Result<(bool, bool), ApiError> {
+        self.use_env(&body.env);
         if let Some(spec) = &body.agent {
             self.register(spec, &body.env)?;
         }
-        let result = if body.continue_run {
-            self.keel.resume(run, &body.step, body.decision).await
-        } else {
-            self.keel
-                .record_decision(run, &body.step, body.decision)
+        let mut adopted = false;
+        if let Some(spec) = &body.adopt {
+            let agent = spec.build(&self.env()).map_err(config_error)?;
+            let by = if body.by.is_empty() {
+                "user"
+            } else {
+                body.by.as_str()
+            };
+            adopted = self
+                .keel
+                .adopt(run, &agent, by, "adopted with `keel resume --adopt`")
                 .await
-        };
-        result.map_err(api_error)
-    }
-
-    /// Continues an interrupted run here.
-    pub async fn continue_run(&self, run: RunId, body: AgentBody) -> Result<bool, ApiError> {
-        self.register(&body.agent, &body.env)?;
-        self.keel.continue_run(run).await.map_err(api_error)
+                .map_err(api_error)?;
+        }
+        let started = self.keel.continue_run(run).await.map_err(api_error)?;
+        Ok((started, adopted))
     }
 
     /// Cancels a run.
@@ -175,12 +230,46 @@ impl Owner {
         self.keel.cancel(run, reason).await.map_err(api_error)
     }
 
-    /// Forks a run and continues the fork here.
+    /// Forks a run from the definition in force at the fork point, with the
+    /// overrides recorded in the fork; for a run recorded without a definition, with
+    /// the spec sent.
     pub async fn fork(&self, run: RunId, body: ForkBody) -> Result<RunId, ApiError> {
-        self.register(&body.agent, &body.env)?;
+        self.use_env(&body.env);
+        let events = self.keel.read_events(run).await.map_err(api_error)?;
+        let at = (body.at.0 as usize).min(events.len());
+        let recorded = events[..at]
+            .iter()
+            .rev()
+            .find_map(|(_, s)| match &s.event {
+                keel_engine::Event::RunStarted(s) => Some(s.definition.clone()),
+                keel_engine::Event::AgentChanged(c) => Some(c.definition.clone()),
+                _ => None,
+            })
+            .flatten();
+        let spec = match (&recorded, &body.agent) {
+            (Some(def), _) => Some(AgentSpec::from_definition(def).map_err(config_error)?),
+            (None, Some(spec)) => {
+                self.register(spec, &body.env)?;
+                None
+            }
+            (None, None) => None,
+        };
+        let agent = match spec {
+            Some(spec) if body.overrides.any() => {
+                let spec = spec.with_overrides(&body.overrides).map_err(config_error)?;
+                // Forking needs no key: without one, the fork records the
+                // definition and a later `keel resume` brings the key.
+                let agent = spec
+                    .build(&self.env())
+                    .or_else(|_| spec.build_offline())
+                    .map_err(config_error)?;
+                Some(agent)
+            }
+            _ => None,
+        };
         let handle = self
             .keel
-            .fork_with(run, body.at, body.start)
+            .fork_with_agent(run, body.at, agent.as_ref(), body.start)
             .await
             .map_err(api_error)?;
         Ok(handle.id())
@@ -218,9 +307,21 @@ impl Local {
         let store = SledStore::open(dir)?;
         // No command this process runs may see the store or its socket.
         keel_tools::sandbox::hide_from_commands(dir);
+        let env = Arc::new(RwLock::new(crate::config::provider_env()));
+        let rebuild_env = env.clone();
+        let keel = Keel::new(store).with_rebuilder(move |definition, _| {
+            let env = rebuild_env
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            AgentSpec::from_definition(definition)
+                .and_then(|spec| spec.build(&env))
+                .map_err(|e| format!("{e:#}"))
+        });
         let owner = Owner {
-            keel: Keel::new(store),
+            keel,
             streams: Arc::new(AtomicUsize::new(0)),
+            env,
         };
         let socket = dir.join(SOCKET);
         // We hold the store's lock, so a socket file left here is stale: its owner died.
@@ -267,6 +368,14 @@ impl Local {
     /// Waits while other processes still need this one (runs executing here, streams
     /// open), then stops serving and lets runs stop at a safe point.
     pub async fn close(self) {
+        // A run this process just drove to its end lets go of it an instant after
+        // its last event reached the terminal: that is not another terminal.
+        let settle = async {
+            while self.owner.busy() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), settle).await;
         if self.owner.busy() {
             eprintln!(
                 "keel: other terminals are using this store through this process; waiting for them (Ctrl-C to stop)"
@@ -417,8 +526,8 @@ async fn decide(
     UrlPath(id): UrlPath<String>,
     Json(body): Json<DecisionBody>,
 ) -> Result<Json<serde_json::Value>, Failure> {
-    owner.decide(parse_run(&id)?, body).await?;
-    Ok(Json(serde_json::json!({})))
+    let continued = owner.decide(parse_run(&id)?, body).await?;
+    Ok(Json(serde_json::json!({ "continued": continued })))
 }
 
 async fn continue_run(
@@ -426,8 +535,10 @@ async fn continue_run(
     UrlPath(id): UrlPath<String>,
     Json(body): Json<AgentBody>,
 ) -> Result<Json<serde_json::Value>, Failure> {
-    let started = owner.continue_run(parse_run(&id)?, body).await?;
-    Ok(Json(serde_json::json!({ "started": started })))
+    let (started, adopted) = owner.continue_run(parse_run(&id)?, body).await?;
+    Ok(Json(
+        serde_json::json!({ "started": started, "adopted": adopted }),
+    ))
 }
 
 async fn cancel(

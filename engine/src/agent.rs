@@ -7,7 +7,7 @@ use keel_providers::{LlmProvider, SharedProvider, ToolDefinition};
 use keel_tools::{Tool, ToolRegistry};
 
 use crate::ask_user::AskUser;
-use crate::event::AgentSnapshot;
+use crate::event::{AgentSnapshot, Definition};
 use crate::state::RunState;
 
 /// When a run stops on its own, besides the model ending its turn.
@@ -32,7 +32,7 @@ pub enum StopCondition {
 }
 
 impl StopCondition {
-    /// Stop after `n` LLM responses (the seed's `max_steps`).
+    /// Stop after `n` LLM responses (`max_steps`).
     pub fn max_steps(n: u32) -> Self {
         StopCondition::MaxSteps(n)
     }
@@ -120,7 +120,12 @@ struct AgentInner {
     limits: Limits,
     snapshot: AgentSnapshot,
     tool_definitions: Vec<ToolDefinition>,
+    definition: Option<Definition>,
+    /// Unique per built agent: tells whether these tools' memory of a run is live.
+    instance: u64,
 }
+
+static INSTANCES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// An agent: who to ask (provider and model), how (system prompt), with what
 /// (tools), and when to stop. Cheap to clone.
@@ -162,6 +167,7 @@ impl Agent {
             tools: ToolRegistry::new(),
             stop_conditions: Vec::new(),
             limits: Limits::default(),
+            definition: None,
         }
     }
 
@@ -205,6 +211,17 @@ impl Agent {
         &self.0.limits
     }
 
+    /// The full definition its embedder gave ([`AgentBuilder::definition`]), which
+    /// runs record when they start.
+    pub fn definition(&self) -> Option<&Definition> {
+        self.0.definition.as_ref()
+    }
+
+    /// Which built agent this is (clones share it).
+    pub(crate) fn instance(&self) -> u64 {
+        self.0.instance
+    }
+
     /// What a run records about this agent, including its fingerprint.
     pub fn snapshot(&self) -> &AgentSnapshot {
         &self.0.snapshot
@@ -228,6 +245,7 @@ pub struct AgentBuilder {
     tools: ToolRegistry,
     stop_conditions: Vec<StopCondition>,
     limits: Limits,
+    definition: Option<Definition>,
 }
 
 impl fmt::Debug for AgentBuilder {
@@ -309,6 +327,20 @@ impl AgentBuilder {
         self
     }
 
+    /// The agent's full definition as you declare it (a document of your own, e.g.
+    /// JSON), recorded in every run's first event. With a rebuilder set on the
+    /// runtime ([`crate::Keel::with_rebuilder`]), a run is continued, answered and
+    /// forked with the agent rebuilt from the definition it recorded — not with
+    /// whatever is registered under its id now. Never put a secret in it.
+    #[must_use]
+    pub fn definition(mut self, kind: impl Into<String>, document: impl Into<String>) -> Self {
+        self.definition = Some(Definition {
+            kind: kind.into(),
+            document: document.into(),
+        });
+        self
+    }
+
     /// Replaces the limits.
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
@@ -317,9 +349,10 @@ impl AgentBuilder {
     }
 
     /// Finishes the definition. Without a provider, calls fail with a clear error.
-    pub fn build(self) -> Agent {
+    pub fn build(mut self) -> Agent {
         let provider = self
             .provider
+            .take()
             .unwrap_or_else(|| SharedProvider::new(crate::runtime::NoProvider));
         let tool_definitions: Vec<ToolDefinition> = self
             .tools
@@ -365,7 +398,24 @@ impl AgentBuilder {
             max_tokens: self.limits.max_tokens_per_call,
             stop_conditions,
             fingerprint: hasher.finalize().to_hex().to_string(),
+            recovery: self
+                .tools
+                .names()
+                .iter()
+                .filter_map(|n| self.tools.get(n).map(|t| t.recovery()))
+                .collect(),
         };
+        self.finish(provider, tool_definitions, snapshot)
+    }
+
+    /// The agent with a snapshot given rather than computed (an agent rebuilt from
+    /// a run's record keeps the fingerprint it recorded).
+    pub(crate) fn finish(
+        self,
+        provider: SharedProvider,
+        tool_definitions: Vec<ToolDefinition>,
+        snapshot: AgentSnapshot,
+    ) -> Agent {
         Agent(Arc::new(AgentInner {
             id: self.id,
             provider,
@@ -376,6 +426,8 @@ impl AgentBuilder {
             limits: self.limits,
             snapshot,
             tool_definitions,
+            definition: self.definition,
+            instance: INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }))
     }
 }

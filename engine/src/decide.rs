@@ -321,8 +321,9 @@ pub fn check_recorded(
     event: &Event,
 ) -> Result<(), Box<NonDeterminism>> {
     let ok = match (action, event) {
-        // Outside decisions: a failure or a cancellation may come at any point.
-        (_, Event::RunFailed { .. } | Event::RunCancelled { .. }) => true,
+        // Outside decisions: a failure, a cancellation or a person adopting another
+        // definition may come at any point (apply refuses a change mid-call).
+        (_, Event::RunFailed { .. } | Event::RunCancelled { .. } | Event::AgentChanged(_)) => true,
         // A call that is running ends the way it ended; decide only sees "running"
         // as a crash, which replay of a complete record is not.
         (
@@ -418,3 +419,7 @@ pub fn check_recorded(
         )))
     }
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -113,6 +113,7 @@ impl Driver {
     /// is told to subscribers before the run is let go, so they never mistake it
     /// for a plain interruption.
     pub(crate) async fn run(mut self) -> Result<()> {
+        self.keel.restore_tools(&self.agent, &self.state);
         let result = self.execute().await;
         if let Err(e) = &result {
             tracing::warn!(run = %self.state.run(), "run stopped: {e}");

@@ -7,6 +7,7 @@
 //! | `KEEL-E102` | a stored event could not be decoded |
 //! | `KEEL-E200` | the LLM provider failed after its own retries |
 //! | `KEEL-E201` | the run's agent is not registered in this runtime |
+//! | `KEEL-E202` | the run's agent cannot be rebuilt from the definition it recorded |
 
 use std::fmt;
 
@@ -112,6 +113,21 @@ pub enum Error {
         agent: String,
     },
 
+    /// The run's agent cannot be rebuilt from the definition it recorded
+    /// (`KEEL-E202`): the rebuilder said why (a missing API key, a workspace that is
+    /// gone). Retryable once that is fixed; nothing was written.
+    #[error(
+        "[KEEL-E202] cannot rebuild agent `{agent}` of run {run} from its recorded definition: {reason}"
+    )]
+    Rebuild {
+        /// The run.
+        run: RunId,
+        /// The agent's id.
+        agent: String,
+        /// Why.
+        reason: String,
+    },
+
     /// The run is not waiting at this step. Not retryable.
     #[error("run {run} is not waiting at step `{step}`{}", waiting_list(.waiting))]
     UnknownStep {
@@ -211,6 +227,7 @@ impl Error {
             Error::Conflict(_) => Some("KEEL-E101"),
             Error::Decode(_) => Some("KEEL-E102"),
             Error::UnknownAgent { .. } => Some("KEEL-E201"),
+            Error::Rebuild { .. } => Some("KEEL-E202"),
             _ => None,
         }
     }

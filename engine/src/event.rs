@@ -5,7 +5,7 @@
 
 use keel_providers::Response;
 use keel_storage::{BlobHash, RunId, Seq, Timestamp};
-use keel_tools::{AllowRule, ApprovalForm};
+use keel_tools::{AllowRule, ApprovalForm, Recovery};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CallId, Digest, StepKey, Turn};
@@ -32,6 +32,22 @@ pub struct AgentSnapshot {
     pub stop_conditions: Vec<String>,
     /// A digest of everything above: the agent's fingerprint.
     pub fingerprint: String,
+    /// Each tool's recovery policy, in the order of `tools` (empty in runs recorded
+    /// before it was: the sandbox tools' defaults apply). Not part of the fingerprint.
+    #[serde(default)]
+    pub recovery: Vec<Recovery>,
+}
+
+/// An agent's full definition as its embedder declares it (for the `keel` CLI: the
+/// resolved agent spec — tools, workspace, policy, provider, model — never a
+/// secret), recorded so a run can be rebuilt from its log alone. Opaque to the
+/// engine: `kind` names the document's schema, `document` is its text (JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    /// The document's schema and version, e.g. `keel-cli/agent-spec@1`.
+    pub kind: String,
+    /// The document.
+    pub document: String,
 }
 
 /// The first event of every run.
@@ -43,6 +59,39 @@ pub struct RunStarted {
     pub input: String,
     /// For a fork: the run it was forked from and the length of the prefix it copied.
     pub parent: Option<(RunId, Seq)>,
+    /// How the run's request digests are computed; kept by forks of the run.
+    #[serde(default)]
+    pub digest_scheme: DigestScheme,
+    /// The agent's full definition, when its embedder gave one (runs recorded
+    /// before definitions were recorded have none).
+    #[serde(default)]
+    pub definition: Option<Definition>,
+}
+
+/// A person adopted another definition for a run (or a fork started with
+/// overrides): events after it follow the new definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentChanged {
+    /// The agent as now defined.
+    pub agent: AgentSnapshot,
+    /// Its full definition, when the embedder gave one.
+    pub definition: Option<Definition>,
+    /// Who changed it (a user name, `keel fork`).
+    pub by: String,
+    /// Why, in words (e.g. `adopted keel.toml`, `fork overrides: model`).
+    pub reason: String,
+}
+
+/// How a run's conversation digest (and so each request digest) is computed. A run
+/// keeps the scheme it started with, so digests recorded by an older build still
+/// match on replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DigestScheme {
+    /// Over the protobuf records of format 2 (every run started since format 2).
+    #[default]
+    Records,
+    /// Over the postcard encoding of format 1 (runs started by round 1).
+    Postcard1,
 }
 
 /// A text stored inline, or in the blob space when large.
@@ -173,6 +222,8 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The person adopted another definition of the agent (never a tool call).
+    AgentChanged(Box<AgentChanged>),
 }
 
 impl Event {
@@ -189,6 +240,7 @@ impl Event {
             Event::RunCompleted { .. } => "run_completed",
             Event::RunFailed { .. } => "run_failed",
             Event::RunCancelled { .. } => "run_cancelled",
+            Event::AgentChanged(_) => "agent_changed",
         }
     }
 

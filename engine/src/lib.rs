@@ -2,7 +2,8 @@
 //! pure executor (`decide`), the replay check, and the runtime that performs
 //! actions durably.
 //!
-//! The flow of the seed's local coding agent, in Rust:
+//! A local coding agent whose commands and file changes wait for a person's
+//! approval (after the Polos local-coding-agent guide), in Rust:
 //!
 //! ```no_run
 //! use futures::StreamExt;
@@ -27,7 +28,7 @@
 //! while let Some(event) = events.next().await {
 //!     match event? {
 //!         RunEvent::TextDelta { text, .. } => print!("{text}"),
-//!         RunEvent::ApprovalRequested { step, form, .. } => {
+//!         RunEvent::ApprovalRequested { step, form, answered: false, .. } => {
 //!             println!("\n{}: {:?}", form.title, form.context);
 //!             run.resume(&step, Decision::approve()).await?;
 //!         }
@@ -49,21 +50,33 @@ mod driver;
 mod error;
 pub mod event;
 pub mod ids;
+mod recorded;
 mod replay;
 mod runtime;
 mod state;
 mod stream;
+#[cfg(test)]
+mod testlog;
 
 pub use agent::{Agent, AgentBuilder, Limits, StopCondition};
 pub use ask_user::{ASK_USER, AskUser, AskUserArgs, FieldArg, validate_answer};
-pub use codec::{DecodeError, DecodeErrorKind, EncodeError, FORMAT_VERSION, decode, encode};
+pub use codec::{
+    DecodeError, DecodeErrorKind, EncodeError, FORMAT_VERSION, OLDEST_FORMAT, decode, encode,
+};
 pub use conversation::Conversation;
 pub use decide::{Action, check_agent, check_recorded, decide, interrupted_message};
 pub use decision::{Decision, PendingStep, RunOutcome};
 pub use error::{Error, NonDeterminism, Result};
-pub use event::{AgentSnapshot, Event, FinishKind, Resolution, RunStarted, Stamped, Text};
+pub use event::{
+    AgentChanged, AgentSnapshot, Definition, DigestScheme, Event, FinishKind, Resolution,
+    RunStarted, Stamped, Text,
+};
 pub use ids::{CallId, Digest, ParseCallIdError, ParseDigestError, StepKey, Turn};
-pub use replay::{ReplayReport, check_events, check_records, replay, replay_events};
-pub use runtime::{Keel, RecoveryReport, RunHandle};
+pub use recorded::parse_stop_condition;
+pub use replay::{
+    ReplayReport, check_events, check_recorded_events, check_recorded_records, check_records,
+    replay, replay_events,
+};
+pub use runtime::{Keel, Rebuilder, RecoveryReport, RunHandle};
 pub use state::{CallPhase, CallState, RunEnd, RunState, TurnState};
 pub use stream::RunEvent;

@@ -10,16 +10,19 @@ use crate::error::{NonDeterminism, Result};
 use crate::event::{Event, Stamped};
 use crate::state::RunState;
 
-/// Folds `records` into a state. With `agent`, also checks determinism: the
-/// recorded agent against the current definition, and every event against
-/// `decide`; the first divergence is an `Error::NonDeterminism`.
+/// Folds `records` into a state. With `agent` (the definition a run is about to
+/// continue with), also checks determinism: every event against `decide` under the
+/// definition in force at that point — `agent` itself where its fingerprint is the
+/// recorded one, else the recorded definition ([`Agent::from_snapshot`]) — and, at
+/// the end, the definition in force against `agent` (`check_agent`). The first
+/// divergence is an `Error::NonDeterminism`.
 pub fn replay(run: RunId, records: &[Record], agent: Option<&Agent>) -> Result<RunState> {
-    let mut state = RunState::new(run);
+    let mut replayer = Replayer::new(run, agent);
     for record in records {
         let stamped = decode(run, record.seq, &record.bytes)?;
-        step(&mut state, record.seq, stamped, agent)?;
+        replayer.step(record.seq, stamped)?;
     }
-    Ok(state)
+    replayer.finish()
 }
 
 /// [`replay`] over events already decoded (e.g. fetched from another process).
@@ -28,24 +31,87 @@ pub fn replay_events<'a>(
     events: impl IntoIterator<Item = (Seq, &'a Stamped)>,
     agent: Option<&Agent>,
 ) -> Result<RunState> {
-    let mut state = RunState::new(run);
+    let mut replayer = Replayer::new(run, agent);
     for (seq, stamped) in events {
-        step(&mut state, seq, stamped.clone(), agent)?;
+        replayer.step(seq, stamped.clone())?;
     }
-    Ok(state)
+    replayer.finish()
 }
 
-fn step(state: &mut RunState, seq: Seq, stamped: Stamped, agent: Option<&Agent>) -> Result<()> {
-    if let Some(agent) = agent {
-        if let Event::RunStarted(started) = &stamped.event {
-            check_agent(state, &started.agent, agent.snapshot())?;
-        } else {
-            let action = decide(state, agent);
-            check_recorded(state, &action, seq, &stamped.event)?;
+/// [`replay`] over decoded events it may take.
+pub(crate) fn replay_owned(
+    run: RunId,
+    events: Vec<(Seq, Stamped)>,
+    agent: Option<&Agent>,
+) -> Result<RunState> {
+    let mut replayer = Replayer::new(run, agent);
+    for (seq, stamped) in events {
+        replayer.step(seq, stamped)?;
+    }
+    replayer.finish()
+}
+
+struct Replayer<'a> {
+    state: RunState,
+    current: Option<&'a Agent>,
+    /// Check against the recorded definitions only (no `current`).
+    recorded_only: bool,
+    /// The definition in force, when it is not `current`.
+    recorded: Option<Agent>,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(run: RunId, current: Option<&'a Agent>) -> Self {
+        Self {
+            state: RunState::new(run),
+            current,
+            recorded_only: false,
+            recorded: None,
         }
     }
-    state.apply(seq, stamped)?;
-    Ok(())
+
+    fn step(&mut self, seq: Seq, stamped: Stamped) -> Result<()> {
+        if self.recorded_only {
+            match &stamped.event {
+                Event::RunStarted(s) => self.recorded = Some(Agent::from_snapshot(&s.agent)),
+                Event::AgentChanged(c) => {
+                    self.recorded = Some(Agent::from_snapshot(&c.agent));
+                }
+                _ => {}
+            }
+            if let (false, Some(agent)) = (
+                matches!(stamped.event, Event::RunStarted(_)),
+                &self.recorded,
+            ) {
+                let action = decide(&self.state, agent);
+                check_recorded(&self.state, &action, seq, &stamped.event)?;
+            }
+        } else if let Some(current) = self.current {
+            let in_force = match &stamped.event {
+                Event::RunStarted(started) => Some(&started.agent),
+                Event::AgentChanged(changed) => Some(&changed.agent),
+                _ => None,
+            };
+            if !matches!(stamped.event, Event::RunStarted(_)) {
+                let agent = self.recorded.as_ref().unwrap_or(current);
+                let action = decide(&self.state, agent);
+                check_recorded(&self.state, &action, seq, &stamped.event)?;
+            }
+            if let Some(snapshot) = in_force {
+                self.recorded = (snapshot.fingerprint != current.fingerprint())
+                    .then(|| Agent::from_snapshot(snapshot));
+            }
+        }
+        self.state.apply(seq, stamped)?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<RunState> {
+        if let (Some(current), Some(recorded)) = (self.current, self.state.agent()) {
+            check_agent(&self.state, recorded, current.snapshot())?;
+        }
+        Ok(self.state)
+    }
 }
 
 /// What replaying a run found.
@@ -63,6 +129,59 @@ pub struct ReplayReport {
     pub verdict: std::result::Result<(), Box<NonDeterminism>>,
 }
 
+impl ReplayReport {
+    fn of(
+        state: &RunState,
+        events: usize,
+        verdict: std::result::Result<(), Box<NonDeterminism>>,
+    ) -> Self {
+        Self {
+            run: state.run(),
+            events: events as u64,
+            turns: state.responses(),
+            status: state.status(),
+            verdict,
+        }
+    }
+}
+
+/// Replays a run's records against the definitions the run recorded (its first
+/// event's, then each one a person adopted): needs nothing outside the store.
+pub fn check_recorded_records(run: RunId, records: &[Record]) -> Result<ReplayReport> {
+    let mut replayer = Replayer::new(run, None);
+    replayer.recorded_only = true;
+    let mut verdict = Ok(());
+    for record in records {
+        let stamped = decode(run, record.seq, &record.bytes)?;
+        if verdict.is_ok() {
+            match replayer.step(record.seq, stamped.clone()) {
+                Ok(()) => continue,
+                Err(crate::error::Error::NonDeterminism(nd)) => verdict = Err(nd),
+                Err(other) => return Err(other),
+            }
+        }
+        // After a divergence, the figures come from a plain fold.
+        replayer.recorded_only = false;
+        replayer.state.apply(record.seq, stamped)?;
+    }
+    let state = replayer.finish()?;
+    Ok(ReplayReport::of(&state, records.len(), verdict))
+}
+
+/// [`check_recorded_records`] over decoded events.
+pub fn check_recorded_events(run: RunId, events: &[(Seq, Stamped)]) -> Result<ReplayReport> {
+    let records = events
+        .iter()
+        .map(|(seq, s)| {
+            Ok(Record {
+                seq: *seq,
+                bytes: crate::codec::encode(s)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    check_recorded_records(run, &records)
+}
+
 /// [`check_events`] over stored records (decoded once, without copies).
 pub fn check_records(run: RunId, records: &[Record], agent: &Agent) -> Result<ReplayReport> {
     let (state, verdict) = match replay(run, records, Some(agent)) {
@@ -70,13 +189,7 @@ pub fn check_records(run: RunId, records: &[Record], agent: &Agent) -> Result<Re
         Err(crate::error::Error::NonDeterminism(nd)) => (replay(run, records, None)?, Err(nd)),
         Err(other) => return Err(other),
     };
-    Ok(ReplayReport {
-        run,
-        events: records.len() as u64,
-        turns: state.responses(),
-        status: state.status(),
-        verdict,
-    })
+    Ok(ReplayReport::of(&state, records.len(), verdict))
 }
 
 /// Replays decoded events against `agent` — calling no model and no tool — and
@@ -91,11 +204,5 @@ pub fn check_events(run: RunId, events: &[(Seq, Stamped)], agent: &Agent) -> Res
         }
         Err(other) => return Err(other),
     };
-    Ok(ReplayReport {
-        run,
-        events: events.len() as u64,
-        turns: state.responses(),
-        status: state.status(),
-        verdict,
-    })
+    Ok(ReplayReport::of(&state, events.len(), verdict))
 }

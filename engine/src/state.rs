@@ -12,7 +12,10 @@ use keel_tools::{AllowRule, ApprovalForm, FormContext};
 
 use crate::agent::hash_part;
 use crate::error::NonDeterminism;
-use crate::event::{Event, FinishKind, Resolution, RunStarted, Stamped, Text};
+use crate::event::{
+    AgentChanged, AgentSnapshot, Definition, DigestScheme, Event, FinishKind, Resolution,
+    RunStarted, Stamped, Text,
+};
 use crate::ids::{CallId, Digest, StepKey, Turn};
 
 /// Where a tool call stands.
@@ -142,6 +145,8 @@ pub enum RunEnd {
 pub struct RunState {
     run: RunId,
     started: Option<Arc<RunStarted>>,
+    /// The agent in force: the one the run started with, or the one last adopted.
+    agent: Option<Arc<AgentChanged>>,
     created_at: Timestamp,
     updated_at: Timestamp,
     next_seq: Seq,
@@ -162,6 +167,7 @@ impl RunState {
         Self {
             run,
             started: None,
+            agent: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             next_seq: Seq::ZERO,
@@ -184,6 +190,24 @@ impl RunState {
     /// The first event's content, once applied.
     pub fn started(&self) -> Option<&RunStarted> {
         self.started.as_deref()
+    }
+
+    /// The agent in force: as the run started, or as last adopted (`agent_changed`).
+    pub fn agent(&self) -> Option<&AgentSnapshot> {
+        match (&self.agent, &self.started) {
+            (Some(changed), _) => Some(&changed.agent),
+            (None, Some(started)) => Some(&started.agent),
+            (None, None) => None,
+        }
+    }
+
+    /// The full definition in force, when the run recorded one.
+    pub fn definition(&self) -> Option<&Definition> {
+        match (&self.agent, &self.started) {
+            (Some(changed), _) => changed.definition.as_ref(),
+            (None, Some(started)) => started.definition.as_ref(),
+            (None, None) => None,
+        }
     }
 
     /// The seq the next event gets.
@@ -300,9 +324,7 @@ impl RunState {
         let mut hasher = blake3::Hasher::new();
         hash_part(
             &mut hasher,
-            self.started
-                .as_ref()
-                .map_or("", |s| s.agent.fingerprint.as_str()),
+            self.agent().map_or("", |a| a.fingerprint.as_str()),
         );
         hasher.update(&self.chain);
         hasher.update(&turn.0.to_le_bytes());
@@ -411,9 +433,9 @@ impl RunState {
                 self.usage.add(&response.usage);
                 let response: Arc<Response> = Arc::from(response);
                 t.response = Some(response.clone());
+                let scheme = self.digest_scheme();
                 self.chain_message(b"assistant", |h| {
-                    // The postcard encoding of the content, streamed into the hash.
-                    let _ = postcard::to_io(&response.content, h);
+                    crate::codec::digest_content(scheme, &response.content, h);
                 });
             }
             Event::ApprovalRequested { call, step, form } => {
@@ -496,6 +518,7 @@ impl RunState {
                     is_error,
                     kind,
                 };
+                let scheme = self.digest_scheme();
                 let turn = &self.turns[call.turn.0 as usize];
                 if turn.calls_finished() {
                     chain_into(&mut self.chain, b"tool_results", |hasher| {
@@ -505,7 +528,7 @@ impl RunState {
                                 output, is_error, ..
                             } = &c.phase
                             {
-                                let _ = postcard::to_io(output, &mut *hasher);
+                                crate::codec::digest_text(scheme, output, hasher);
                                 hasher.update(&[u8::from(*is_error)]);
                             }
                         }
@@ -521,10 +544,28 @@ impl RunState {
             Event::RunCancelled { reason } => {
                 self.end = Some(RunEnd::Cancelled { reason });
             }
+            Event::AgentChanged(changed) => {
+                if self
+                    .turns
+                    .iter()
+                    .flat_map(|t| &t.calls)
+                    .any(|c| matches!(c.phase, CallPhase::Running { .. }))
+                {
+                    return Err(bad("no call running when the definition changes"));
+                }
+                self.agent = Some(Arc::from(changed));
+            }
         }
         self.next_seq = seq.next();
         self.updated_at = at;
         Ok(())
+    }
+
+    /// How this run's conversation digest is computed (the scheme it started with).
+    fn digest_scheme(&self) -> DigestScheme {
+        self.started
+            .as_ref()
+            .map_or(DigestScheme::Records, |s| s.digest_scheme)
     }
 
     /// The turn the next LLM call will be.
@@ -561,3 +602,7 @@ fn preview(input: &str) -> String {
         line.to_owned()
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -103,6 +103,11 @@ pub enum RunEvent {
         step: StepKey,
         /// What to show.
         form: Box<ApprovalForm>,
+        /// Already answered further on in the log: a subscriber that joins late
+        /// sees the history's approvals again, and must not answer these
+        /// (`Error::AlreadyAnswered`). Always false for a live approval.
+        #[serde(default)]
+        answered: bool,
     },
     /// A person answered.
     ApprovalResolved {
@@ -180,6 +185,21 @@ pub enum RunEvent {
         /// Why.
         reason: String,
     },
+    /// A person adopted another definition of the agent; what follows uses it.
+    AgentChanged {
+        /// Position in the log.
+        seq: Seq,
+        /// When.
+        at: Timestamp,
+        /// The agent's id.
+        agent: String,
+        /// Its model.
+        model: String,
+        /// Who changed it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl RunEvent {
@@ -209,7 +229,8 @@ impl RunEvent {
             | RunEvent::ToolFinished { seq, .. }
             | RunEvent::RunCompleted { seq, .. }
             | RunEvent::RunFailed { seq, .. }
-            | RunEvent::RunCancelled { seq, .. } => Some(*seq),
+            | RunEvent::RunCancelled { seq, .. }
+            | RunEvent::AgentChanged { seq, .. } => Some(*seq),
         }
     }
 
@@ -270,6 +291,7 @@ impl RunEvent {
                 call: *call,
                 step: step.clone(),
                 form: form.clone(),
+                answered: false,
             }],
             Event::ApprovalResolved {
                 call,
@@ -321,6 +343,14 @@ impl RunEvent {
                 seq,
                 at,
                 reason: reason.clone(),
+            }],
+            Event::AgentChanged(c) => vec![RunEvent::AgentChanged {
+                seq,
+                at,
+                agent: c.agent.id.clone(),
+                model: c.agent.model.clone(),
+                by: c.by.clone(),
+                reason: c.reason.clone(),
             }],
         }
     }

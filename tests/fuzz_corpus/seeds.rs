@@ -71,9 +71,15 @@ fn events() -> Vec<Event> {
                 max_tokens: 8192,
                 stop_conditions: vec!["max_steps(30)".into()],
                 fingerprint: "e3b0".into(),
+                recovery: vec![keel_tools::Recovery::ReportInterrupted; 6],
             },
             input: "write hello.js and run it".into(),
             parent: None,
+            digest_scheme: keel_engine::DigestScheme::Records,
+            definition: Some(keel_engine::Definition {
+                kind: "keel-cli/agent-spec@1".into(),
+                document: r#"{"id":"coding_agent","provider":"anthropic"}"#.into(),
+            }),
         })),
         Event::RunStarted(Box::new(RunStarted {
             agent: AgentSnapshot {
@@ -86,9 +92,12 @@ fn events() -> Vec<Event> {
                 max_tokens: 1,
                 stop_conditions: vec![],
                 fingerprint: String::new(),
+                recovery: vec![],
             },
             input: String::new(),
             parent: Some((RunId::from_bytes([7; 16]), Seq(12))),
+            digest_scheme: keel_engine::DigestScheme::Postcard1,
+            definition: None,
         })),
         Event::LlmRequested {
             turn: Turn(0),
@@ -309,6 +318,23 @@ fn events() -> Vec<Event> {
         Event::RunCancelled {
             reason: "cancelled by keel cancel".into(),
         },
+        Event::AgentChanged(Box::new(keel_engine::AgentChanged {
+            agent: AgentSnapshot {
+                id: "coding_agent".into(),
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                system_prompt: "You code.".into(),
+                tools: vec!["exec".into()],
+                tools_digest: "4c1d".into(),
+                max_tokens: 4096,
+                stop_conditions: vec!["max_steps(30)".into()],
+                fingerprint: "a1b2".into(),
+                recovery: vec![keel_tools::Recovery::AskAgain],
+            },
+            definition: None,
+            by: "ana (keel resume --adopt)".into(),
+            reason: "adopted keel.toml".into(),
+        })),
     ])
     .collect()
 }
@@ -318,7 +344,8 @@ fn decode() -> Seeds {
         .into_iter()
         .enumerate()
         .map(|(i, event)| {
-            let name = format!("{i:02}-{}", event.kind());
+            // Format-1 seeds (round 1) were `{i:02}-{kind}`; they stay as they are.
+            let name = format!("v2-{i:02}-{}", event.kind());
             let stamped = Stamped {
                 at: Timestamp(1_760_000_000_000 + i as u64),
                 event,

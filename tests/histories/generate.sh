@@ -19,7 +19,9 @@ keel=$(realpath "$1")
 out=$(realpath -m "$2")
 base=/tmp/keel-canned-history
 rm -rf "$base" "$out"
-mkdir -p "$base/ws" "$base/workspace" "$out/scripts"
+# Runs record their definition, script paths included: the scripts live at a fixed
+# path under $base, which tests/histories' test recreates before continuing runs.
+mkdir -p "$base/ws" "$base/workspace" "$base/scripts" "$out/scripts"
 cd "$base"
 export KEEL_STORE="$base/store"
 unset ANTHROPIC_API_KEY OPENAI_API_KEY
@@ -28,13 +30,13 @@ unset ANTHROPIC_API_KEY OPENAI_API_KEY
 "$keel" demo --approve-all --dir "$base/demo" > /dev/null
 cp "$base/demo/demo-session.json" "$out/scripts/demo-session.json"
 demo=$("$keel" runs --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
-fork=$(cd "$base/demo" && ANTHROPIC_API_KEY=unused-for-a-fork "$keel" fork "$demo" --at 7 | grep -oE '[0-9a-f]{32}' | tail -1)
-"$keel" resume "$fork" --script "$base/demo/demo-session.json" --workspace "$base/demo/workspace" --model claude-sonnet-4-5 --approve-all > /dev/null
+# Runs carry their definition (since format 2's second folder): fork and resume need no flags.
+fork=$("$keel" fork "$demo" --at 7 | grep -oE '[0-9a-f]{32}' | tail -1)
+"$keel" resume "$fork" --approve-all > /dev/null
 
 ws="$base/ws"
-script() { cat > "$out/scripts/$1.json"; }
-# This build's `keel approve` builds the agent, and so asks for a key it does not use.
-approve() { ANTHROPIC_API_KEY=unused-by-approve "$keel" approve "$@"; }
+script() { cat > "$base/scripts/$1.json"; cp "$base/scripts/$1.json" "$out/scripts/$1.json"; }
+approve() { "$keel" approve "$@"; }
 
 # ---- crash: approvals, kill -9 mid-command, recovery, denial, completion
 script crash <<'J'
@@ -58,7 +60,7 @@ script crash <<'J'
 J
 run_agent() { # prompt, script, extra flags...
   local prompt=$1 s=$2; shift 2
-  "$keel" run coding_agent "$prompt" --script "$out/scripts/$s.json" --model claude-sonnet-4-5 --workspace "$ws" "$@"
+  "$keel" run coding_agent "$prompt" --script "$base/scripts/$s.json" --model claude-sonnet-4-5 --workspace "$ws" "$@"
 }
 set +e
 run_agent "Write notes, then wait." crash > /dev/null 2>&1; test $? -eq 3 || exit 1
@@ -66,10 +68,10 @@ set -e
 crash=$("$keel" runs --json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["title"].startswith("Write notes")][0])')
 approve "$crash" > /dev/null
 set +e
-"$keel" resume "$crash" --script "$out/scripts/crash.json" --model claude-sonnet-4-5 --workspace "$ws" > /dev/null 2>&1; test $? -eq 3 || exit 1
+"$keel" resume "$crash" > /dev/null 2>&1; test $? -eq 3 || exit 1
 set -e
 approve "$crash" > /dev/null
-"$keel" resume "$crash" --script "$out/scripts/crash.json" --model claude-sonnet-4-5 --workspace "$ws" > /dev/null 2>&1 &
+"$keel" resume "$crash" > /dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do pgrep -f "sleep 30; echo slept" > /dev/null && break; sleep 0.1; done
 sleep 0.3
@@ -77,10 +79,10 @@ kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 pkill -9 -f "sleep 30; echo slept" || true
 sleep 0.2
 set +e
-"$keel" resume "$crash" --script "$out/scripts/crash.json" --model claude-sonnet-4-5 --workspace "$ws" > /dev/null 2>&1; test $? -eq 3 || exit 1
+"$keel" resume "$crash" > /dev/null 2>&1; test $? -eq 3 || exit 1
 set -e
 approve "$crash" --deny --note "No: keep the notes." > /dev/null
-"$keel" resume "$crash" --script "$out/scripts/crash.json" --model claude-sonnet-4-5 --workspace "$ws" > /dev/null
+"$keel" resume "$crash" > /dev/null
 
 # ---- blobs: 30 KB of output, "always" answered
 script blobs <<'J'
@@ -100,7 +102,7 @@ run_agent "Count to 20000." blobs > /dev/null 2>&1; test $? -eq 3 || exit 1
 set -e
 blobs=$("$keel" runs --json | python3 -c 'import json,sys; print([r["id"] for r in json.load(sys.stdin) if r["title"].startswith("Count")][0])')
 approve "$blobs" --always > /dev/null
-"$keel" resume "$blobs" --script "$out/scripts/blobs.json" --model claude-sonnet-4-5 --workspace "$ws" > /dev/null
+"$keel" resume "$blobs" > /dev/null
 
 # ---- waiting: left at an approval
 script waiting <<'J'
@@ -127,7 +129,7 @@ script interrupted <<'J'
   "usage": {"input_tokens": 450, "output_tokens": 3}}
 ]}
 J
-"$keel" run coding_agent "Sleep a while." --script "$out/scripts/interrupted.json" --model claude-sonnet-4-5 \
+"$keel" run coding_agent "Sleep a while." --script "$base/scripts/interrupted.json" --model claude-sonnet-4-5 \
   --workspace "$ws" --approve-all > /dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do pgrep -f "sleep 31; echo late" > /dev/null && break; sleep 0.1; done

@@ -152,6 +152,14 @@ pub trait Tool: Send + Sync + 'static {
         }
     }
 
+    /// Rebuilds what the tool remembers about a run from its log, when the run is
+    /// continued in a process that did not execute its earlier calls (a resume, a
+    /// recovery after a crash): called once for every earlier call of this tool that
+    /// finished without error, in order, with its arguments. The sandbox's file
+    /// tools rebuild the read tracker here, so a file the agent read, wrote or edited
+    /// counts as seen after a restart too. Default: nothing.
+    fn restore(&self, _run: &str, _args: &Self::Args) {}
+
     /// Runs the call. Failures the model should see are `ToolOutput::error`.
     fn call(&self, args: Self::Args, ctx: CallContext) -> impl Future<Output = ToolOutput> + Send;
 }
@@ -177,6 +185,8 @@ pub trait DynTool: Send + Sync + 'static {
     /// output. Every secret value Keel holds is masked in the result (see
     /// [`secrets`](crate::secrets)), as in the forms of [`DynTool::approval_json`].
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput>;
+    /// [`Tool::restore`] with JSON arguments (arguments that do not parse are skipped).
+    fn restore_json(&self, run: &str, args: &serde_json::Value);
 }
 
 /// Checks the arguments against the tool's schema (so the model hears which field is
@@ -220,6 +230,11 @@ impl<T: Tool> DynTool for T {
     fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
         let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
         Ok(Tool::always_rule(self, &parsed))
+    }
+    fn restore_json(&self, run: &str, args: &serde_json::Value) {
+        if let Ok(parsed) = serde_json::from_value::<T::Args>(args.clone()) {
+            Tool::restore(self, run, &parsed);
+        }
     }
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput> {
         Box::pin(async move {

@@ -1,10 +1,11 @@
-//! `keel demo`: the seed's scenario end to end with no API key and no network. A
+//! `keel demo`: a local coding agent whose steps wait for approval, end to end with
+//! no API key and no network. A
 //! recorded coding session (write a small program, run it, report its output) plays
 //! through the real tools, the real approvals and the real store; then the run's
 //! timeline is shown and the run is replayed from its log.
 
 use anyhow::{Context, Result};
-use keel_engine::{Event, check_events};
+use keel_engine::{Event, check_recorded_events};
 use keel_storage::Seq;
 
 use super::run::drive::{Session, drive};
@@ -35,7 +36,9 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
     spec.script = Some(script.clone());
     let approve_all = args.approve_all || !crate::ui::interactive();
 
-    eprintln!("Keel demo: the seed's local coding agent, offline.");
+    eprintln!(
+        "Keel demo: a local coding agent whose commands and file changes wait for your approval, offline."
+    );
     eprintln!(
         "  Agent:       {} (model claude-sonnet-4-5, played from {})",
         spec.id,
@@ -67,7 +70,7 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
             .await?;
         let session = Session {
             dir: ctx.store.clone(),
-            spec: spec.clone(),
+            spec: None,
             env,
             drive: DriveArgs {
                 approve_all,
@@ -90,7 +93,8 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
         print!("{}", timeline::render(run, &events, &outputs));
 
         eprintln!("\n--- Replaying it from the log (keel replay {run}) ---\n");
-        let report = check_events(run, &events, &spec.build_offline()?)?;
+        // Against the definition the run recorded: nothing outside the store.
+        let report = check_recorded_events(run, &events)?;
         match report.verdict {
             Ok(()) => println!(
                 "deterministic: {} events and {} LLM responses replayed from the log; no LLM or tool was called.",
@@ -103,9 +107,11 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
         }
         let store = ctx.store.display();
         eprintln!(
-            "\nThe run is in {store}. Next, try:\n  \
+            "\nThe run is in {store}; it recorded its definition, so every command below works\n\
+             from any directory, offline, with no flags. Next, try:\n  \
              keel --store {store} runs\n  \
              keel --store {store} show last\n  \
+             keel --store {store} replay {run}\n  \
              keel --store {store} fork {run} --at 7     # time travel: from before the command ran\n  \
              keel --store {store} resume <fork id>      # and go live from there"
         );

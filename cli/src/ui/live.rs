@@ -16,6 +16,8 @@ pub struct Live {
     json: bool,
     spinner: Option<ProgressBar>,
     streamed: HashSet<Turn>,
+    /// Text printed by the model call's current attempt (a retry discards it).
+    attempt_text: bool,
     mid_line: bool,
     model: String,
     usage: Usage,
@@ -37,6 +39,7 @@ impl Live {
             json,
             spinner: None,
             streamed: HashSet::new(),
+            attempt_text: false,
             mid_line: false,
             model: String::new(),
             usage: Usage::default(),
@@ -97,6 +100,7 @@ impl Live {
             }
             RunEvent::LlmCallStarted { .. } => {
                 self.pause();
+                self.attempt_text = false;
                 if std::io::stderr().is_terminal() {
                     let spinner = ProgressBar::new_spinner();
                     spinner.set_style(
@@ -113,6 +117,7 @@ impl Live {
                     s.finish_and_clear();
                 }
                 self.streamed.insert(*turn);
+                self.attempt_text = true;
                 print!("{}", safe(text));
                 let _ = std::io::stdout().flush();
                 self.mid_line = !text.ends_with('\n');
@@ -124,9 +129,16 @@ impl Live {
                 reason,
                 ..
             } => {
+                // A server's message may span lines: fold it, as the final error does.
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                let discarded = if std::mem::take(&mut self.attempt_text) {
+                    "; the text above from the failed attempt is discarded and the answer starts over"
+                } else {
+                    ""
+                };
                 self.note(&format!(
-                    "keel: the model call failed ({}); trying again (attempt {attempt}) in {}",
-                    safe(reason),
+                    "keel: the model call failed ({}); trying again (attempt {attempt}) in {}{discarded}",
+                    safe(&one_line(&reason, 300)),
                     duration_ms(*delay_ms)
                 ));
             }
@@ -200,6 +212,13 @@ impl Live {
             }
             RunEvent::RunCancelled { reason, .. } => {
                 self.note(&format!("\nkeel: run cancelled: {}", safe(reason)));
+            }
+            RunEvent::AgentChanged {
+                by, reason, model, ..
+            } => {
+                self.note(&format!(
+                    "keel: the run's definition changed ({reason}, by {by}); model {model}"
+                ));
             }
         }
     }

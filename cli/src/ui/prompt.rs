@@ -1,4 +1,4 @@
-//! The approval prompt, like the seed's: what the agent wants, then yes / no (with
+//! The approval prompt, as in the Polos local-coding-agent guide: what the agent wants, then yes / no (with
 //! feedback for the agent) / always.
 
 use std::collections::VecDeque;

@@ -69,6 +69,13 @@ pub fn render(run: RunId, events: &[(Seq, Stamped)], outputs: &Outputs) -> Strin
                 if let Some((parent, at)) = s.parent {
                     let _ = writeln!(out, "{pad}forked from run {parent} at seq {at}");
                 }
+                if let Some(d) = s
+                    .definition
+                    .as_ref()
+                    .and_then(crate::config::describe_definition)
+                {
+                    let _ = writeln!(out, "{pad}definition recorded: {d}");
+                }
             }
             Event::LlmRequested { turn, .. } => {
                 let _ = writeln!(out, "LLM call, turn {turn}");
@@ -186,6 +193,24 @@ pub fn render(run: RunId, events: &[(Seq, Stamped)], outputs: &Outputs) -> Strin
             }
             Event::RunCancelled { reason } => {
                 let _ = writeln!(out, "run cancelled: {}", one_line(reason, 100));
+            }
+            Event::AgentChanged(c) => {
+                let _ = writeln!(
+                    out,
+                    "definition changed by {}: {}",
+                    one_line(&c.by, 60),
+                    one_line(&c.reason, 100)
+                );
+                let d = c
+                    .definition
+                    .as_ref()
+                    .and_then(crate::config::describe_definition);
+                let _ = writeln!(
+                    out,
+                    "{pad}now: model {}{}",
+                    c.agent.model,
+                    d.map(|d| format!("; {d}")).unwrap_or_default()
+                );
             }
         }
     }

@@ -77,7 +77,11 @@ fn replay_is_deterministic_and_calls_nothing_then_catches_a_changed_prompt() {
         "[agents.coding_agent]\nsystem_prompt = \"Something else.\"\n[agents.coding_agent.tools.local]\ncwd = \"workspace\"\n",
     )
     .unwrap();
+    // Replay checks against the definition the run recorded by default; against the
+    // changed keel.toml only when asked.
     let (code, out, _) = project.run(&["replay", &run]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = project.run(&["replay", &run, "--against", "keel.toml"]);
     assert_eq!(code, 4, "{out}");
     assert!(
         out.contains("[KEEL-E100]") && out.contains("agent.system_prompt"),

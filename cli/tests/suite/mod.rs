@@ -1,5 +1,7 @@
 mod contain;
 mod crash;
+mod definition;
+mod histories;
 mod inspect;
 mod kill9;
 mod owner;

@@ -322,7 +322,7 @@ impl Project {
     }
 }
 
-/// The seed's scenario: write hello.sh, run it, report.
+/// The local coding agent's scenario: write hello.sh, run it, report.
 pub fn hello_script() -> Vec<Turn> {
     vec![
         call(

@@ -12,7 +12,7 @@ use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::event::{Event, Resolution};
 use crate::ids::StepKey;
-use crate::replay::replay;
+use crate::replay::replay_owned;
 use crate::state::RunState;
 
 use super::live::Live;
@@ -20,6 +20,11 @@ use super::live::Live;
 impl Keel {
     /// Records a person's decision at `step`, durably, and continues the run in this
     /// process. Returns once the decision is durable.
+    ///
+    /// Everything is checked before the decision is written — the run waits at
+    /// `step`, the answer fits, and the run's agent can be had (registered, or
+    /// rebuilt from the definition the run recorded) and matches the log — so an
+    /// error never leaves a half-done answer behind.
     pub async fn resume(&self, run: RunId, step: &StepKey, decision: Decision) -> Result<()> {
         let (claim, state, agent) = self
             .record_decision_claimed(run, step, decision, true)
@@ -54,6 +59,9 @@ impl Keel {
     ) -> Result<(Claim, RunState, Option<Agent>)> {
         let claim = self.claim_when_idle(run).await?;
         let (state, agent) = self.load(run, check).await?;
+        if check && agent.is_none() {
+            return Err(self.unknown_agent(&state));
+        }
         if state.end().is_some() {
             return Err(Error::Ended {
                 run,
@@ -157,17 +165,41 @@ impl Keel {
         Ok(true)
     }
 
-    /// Reads and folds a run's log in one pass. With `check`, and the run's agent
-    /// registered, the fold checks determinism against it and the agent is returned:
-    /// the state is then fit for a driver.
+    /// Reads and folds a run's log in one pass. With `check`, the run's agent is
+    /// resolved first (rebuilt from the definition in force, or registered) and the
+    /// fold checks determinism against it; the agent is returned, and the state is
+    /// then fit for a driver. An agent that cannot be had is an error with `check`.
     async fn load(&self, run: RunId, check: bool) -> Result<(RunState, Option<Agent>)> {
         let records = self.read_log(run).await?;
-        let first = records.first().ok_or(Error::UnknownRun(run))?;
-        let agent = match decode(run, first.seq, &first.bytes)?.event {
-            Event::RunStarted(started) if check => self.agent(&started.agent.id),
-            _ => None,
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        let events = records
+            .iter()
+            .map(|r| Ok((r.seq, decode(run, r.seq, &r.bytes)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let agent = if check {
+            let (mut snapshot, mut definition) = (None, None);
+            for (_, stamped) in &events {
+                match &stamped.event {
+                    Event::RunStarted(s) => {
+                        (snapshot, definition) = (Some(&s.agent), s.definition.as_ref())
+                    }
+                    Event::AgentChanged(c) => {
+                        (snapshot, definition) = (Some(&c.agent), c.definition.as_ref())
+                    }
+                    _ => {}
+                }
+            }
+            match self.agent_for(run, snapshot, definition) {
+                Ok(agent) => Some(agent),
+                Err(Error::UnknownAgent { .. }) => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
         };
-        let state = replay(run, &records, agent.as_ref())?;
+        let state = replay_owned(run, events, agent.as_ref())?;
         Ok((state, agent))
     }
 

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, RwLock};
 use bytes::Bytes;
 use keel_providers::{LlmProvider, Request, Response};
 use keel_storage::{Batch, EventStore, Record, RunId, RunStatus, Seq, SharedStore, Timestamp};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,8 +22,10 @@ use crate::agent::Agent;
 use crate::codec::{decode, encode};
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::event::{Event, RunStarted, Stamped, Text};
-use crate::replay::{ReplayReport, check_records, replay};
+use crate::event::{
+    AgentChanged, AgentSnapshot, Definition, DigestScheme, Event, RunStarted, Stamped, Text,
+};
+use crate::replay::{ReplayReport, check_recorded_records, check_records, replay};
 use crate::state::RunState;
 
 struct ActiveRun {
@@ -32,11 +33,20 @@ struct ActiveRun {
     reason: Arc<Mutex<Option<String>>>,
 }
 
+/// Rebuilds an agent from the definition a run recorded (see
+/// [`Keel::with_rebuilder`]): the definition in force and the agent snapshot
+/// recorded with it. `Err` says why it cannot (a missing key, a workspace gone).
+pub type Rebuilder =
+    Arc<dyn Fn(&Definition, &AgentSnapshot) -> std::result::Result<Agent, String> + Send + Sync>;
+
 pub(crate) struct Inner {
     pub(crate) store: SharedStore,
     agents: RwLock<HashMap<String, Agent>>,
+    rebuilder: RwLock<Option<Rebuilder>>,
+    /// (run, agent instance) whose tools know the run's earlier calls.
+    restored: Mutex<std::collections::HashSet<(RunId, u64)>>,
     active: Mutex<HashMap<RunId, ActiveRun>>,
-    hubs: Mutex<HashMap<RunId, broadcast::Sender<Live>>>,
+    hubs: Mutex<HashMap<RunId, live::Hub>>,
     /// Why a run's last driver stopped with an error, until a new one starts.
     faults: Mutex<HashMap<RunId, Arc<str>>>,
     pub(crate) shutdown: CancellationToken,
@@ -57,7 +67,9 @@ pub(crate) struct Inner {
 /// while let Some(event) = events.next().await {
 ///     match event? {
 ///         RunEvent::TextDelta { text, .. } => print!("{text}"),
-///         RunEvent::ApprovalRequested { step, .. } => run.resume(&step, Decision::approve()).await?,
+///         RunEvent::ApprovalRequested { step, answered: false, .. } => {
+///             run.resume(&step, Decision::approve()).await?
+///         }
 ///         e if e.is_terminal() => break,
 ///         _ => {}
 ///     }
@@ -110,6 +122,8 @@ impl Keel {
             inner: Arc::new(Inner {
                 store: SharedStore::new(store),
                 agents: RwLock::new(HashMap::new()),
+                rebuilder: RwLock::new(None),
+                restored: Mutex::new(std::collections::HashSet::new()),
                 active: Mutex::new(HashMap::new()),
                 hubs: Mutex::new(HashMap::new()),
                 faults: Mutex::new(HashMap::new()),
@@ -122,6 +136,27 @@ impl Keel {
     /// The store.
     pub fn store(&self) -> &SharedStore {
         &self.inner.store
+    }
+
+    /// Gives the runtime a way to rebuild agents from the definitions runs recorded
+    /// ([`crate::AgentBuilder::definition`]). A run that recorded a definition is
+    /// then continued, answered, recovered and forked with the agent rebuilt from it
+    /// (or from the definition a person adopted since, [`Keel::adopt`]), whatever is
+    /// registered under its id; runs without one use the registered agent.
+    #[must_use]
+    pub fn with_rebuilder(
+        self,
+        rebuild: impl Fn(&Definition, &AgentSnapshot) -> std::result::Result<Agent, String>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        *self
+            .inner
+            .rebuilder
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(rebuild));
+        self
     }
 
     /// Makes an agent known, so its runs can be resumed and recovered.
@@ -154,6 +189,8 @@ impl Keel {
             agent: agent.snapshot().clone(),
             input: input.into(),
             parent: None,
+            digest_scheme: DigestScheme::Records,
+            definition: agent.definition().cloned(),
         })))?;
         driver.commit().await?;
         self.spawn(driver);
@@ -198,20 +235,24 @@ impl Keel {
     }
 
     /// Rebuilds the run from its log with the replay executor — calling no model and
-    /// no tool — and reports whether the current definition of its agent would
-    /// produce exactly that log.
+    /// no tool — and checks every event against the definition the run recorded
+    /// (see [`Agent::from_snapshot`]). Needs nothing outside the store.
     pub async fn replay(&self, run: RunId) -> Result<ReplayReport> {
         let records = self.read_log(run).await?;
-        let first = records.first().ok_or(Error::UnknownRun(run))?;
-        let agent_id = match decode(run, first.seq, &first.bytes)?.event {
-            Event::RunStarted(started) => started.agent.id,
-            _ => return Err(Error::UnknownRun(run)),
-        };
-        let agent = self.agent(&agent_id).ok_or(Error::UnknownAgent {
-            run,
-            agent: agent_id,
-        })?;
-        check_records(run, &records, &agent)
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        check_recorded_records(run, &records)
+    }
+
+    /// [`Keel::replay`] against `agent`, a current definition: reports whether it
+    /// would produce exactly the recorded log (`KEEL-E100` with both sides if not).
+    pub async fn replay_against(&self, run: RunId, agent: &Agent) -> Result<ReplayReport> {
+        let records = self.read_log(run).await?;
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        check_records(run, &records, agent)
     }
 
     /// Resumes every run a crash or shutdown interrupted. Call it at start-up, after
@@ -246,30 +287,36 @@ impl Keel {
             }
         }
         let _claim = self.claim(run)?;
-        let records = self.read_log(run).await?;
-        if records.is_empty() {
-            return Err(Error::UnknownRun(run));
-        }
-        let mut state = replay(run, &records, None)?;
-        if state.end().is_some() {
-            return Err(Error::Ended {
-                run,
-                status: state.status(),
-            });
-        }
+        let mut state = self.unfinished_state(run).await?;
         self.append_events(&mut state, vec![Event::RunCancelled { reason }], Vec::new())
             .await
     }
 
     /// Starts a new run from the first `at` events of `run` (time travel): the prefix
-    /// replays from the log, then the fork goes live. The fork records its parent.
+    /// replays from the log, then the fork goes live with the definition in force at
+    /// `at`. The fork records its parent.
     pub async fn fork(&self, run: RunId, at: Seq) -> Result<RunHandle> {
-        self.fork_with(run, at, true).await
+        self.fork_with_agent(run, at, None, true).await
     }
 
     /// [`Keel::fork`], choosing whether the fork starts executing now (`start`) or
     /// waits for [`Keel::continue_run`].
     pub async fn fork_with(&self, run: RunId, at: Seq, start: bool) -> Result<RunHandle> {
+        self.fork_with_agent(run, at, None, start).await
+    }
+
+    /// [`Keel::fork_with`], continuing under `agent` when it is given and differs
+    /// from the definition in force at `at` (another model, provider, prompt): the
+    /// change is recorded as the fork's first event after the copied prefix
+    /// (`agent_changed`, by `keel fork`). The prefix is checked against the
+    /// definitions it recorded, so forking needs no key and no workspace.
+    pub async fn fork_with_agent(
+        &self,
+        run: RunId,
+        at: Seq,
+        agent: Option<&Agent>,
+        start: bool,
+    ) -> Result<RunHandle> {
         let records = self.read_log(run).await?;
         if records.is_empty() {
             return Err(Error::UnknownRun(run));
@@ -279,7 +326,7 @@ impl Keel {
             return Err(Error::BadForkPoint { run, at, len });
         }
         let fork = RunId::new();
-        let mut events = Vec::with_capacity(at.0 as usize);
+        let mut events = Vec::with_capacity(at.0 as usize + 1);
         for record in records.iter().take(at.0 as usize) {
             let mut stamped = decode(run, record.seq, &record.bytes)?;
             if let Event::RunStarted(started) = &mut stamped.event {
@@ -291,7 +338,25 @@ impl Keel {
         for (i, stamped) in events.iter().enumerate() {
             state.apply(Seq(i as u64), stamped.clone())?;
         }
-        let agent = self.agent_of(&state)?;
+        // The copied prefix must be a history its own definitions would produce.
+        let recorded = state
+            .agent()
+            .map(Agent::from_snapshot)
+            .ok_or(Error::UnknownRun(run))?;
+        if let Some(agent) = agent
+            && (agent.snapshot() != state.agent().unwrap_or(agent.snapshot())
+                || agent.definition() != state.definition())
+        {
+            events.push(Stamped {
+                at: Timestamp::now(),
+                event: Event::AgentChanged(Box::new(AgentChanged {
+                    agent: agent.snapshot().clone(),
+                    definition: agent.definition().cloned(),
+                    by: "keel fork".to_owned(),
+                    reason: format!("forked from run {run} at seq {} with overrides", at.0),
+                })),
+            });
+        }
         let encoded = events.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
         let fork_records: Vec<Record> = encoded
             .iter()
@@ -301,15 +366,46 @@ impl Keel {
                 bytes: bytes.clone(),
             })
             .collect();
-        // The copied prefix must be a history the current definition would produce.
-        let state = replay(fork, &fork_records, Some(&agent))?;
+        let state = replay(fork, &fork_records, None)?;
+        replay(fork, &fork_records[..at.0 as usize], Some(&recorded))?;
         let claim = self.claim(fork)?;
         self.append_raw(fork, Seq::ZERO, encoded, Vec::new(), &state)
             .await?;
         if start && state.end().is_none() && state.waiting().is_empty() {
+            let agent = match agent {
+                Some(agent) => agent.clone(),
+                None => self.agent_of(&state)?,
+            };
             self.spawn(Driver::new(self.clone(), agent, state, claim));
         }
         Ok(self.handle(fork))
+    }
+
+    /// Records that a person adopted `agent` as the run's definition from now on
+    /// (`agent_changed`): the explicit act by which a changed definition applies to a
+    /// run that started under another. Returns false (and records nothing) when
+    /// `agent` is the definition in force. The run must not be executing or ended.
+    pub async fn adopt(
+        &self,
+        run: RunId,
+        agent: &Agent,
+        by: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Result<bool> {
+        let _claim = self.claim(run)?;
+        let mut state = self.unfinished_state(run).await?;
+        if state.agent() == Some(agent.snapshot()) && state.definition() == agent.definition() {
+            return Ok(false);
+        }
+        let event = Event::AgentChanged(Box::new(AgentChanged {
+            agent: agent.snapshot().clone(),
+            definition: agent.definition().cloned(),
+            by: by.into(),
+            reason: reason.into(),
+        }));
+        self.append_events(&mut state, vec![event], Vec::new())
+            .await?;
+        Ok(true)
     }
 
     /// Stops executing runs at their next step, leaving them resumable, and waits for
@@ -333,10 +429,52 @@ impl Keel {
 
     // ---- internals shared with the driver ----
 
+    /// The folded state of a run that has not ended (else `UnknownRun` or `Ended`).
+    async fn unfinished_state(&self, run: RunId) -> Result<RunState> {
+        let records = self.read_log(run).await?;
+        if records.is_empty() {
+            return Err(Error::UnknownRun(run));
+        }
+        let state = replay(run, &records, None)?;
+        if state.end().is_some() {
+            return Err(Error::Ended {
+                run,
+                status: state.status(),
+            });
+        }
+        Ok(state)
+    }
+
+    /// The agent to continue a run with: rebuilt from the definition in force when
+    /// the run recorded one and a rebuilder is set, else the agent registered under
+    /// its id.
     pub(crate) fn agent_of(&self, state: &RunState) -> Result<Agent> {
-        let id = state.started().map(|s| s.agent.id.as_str()).unwrap_or("");
+        self.agent_for(state.run(), state.agent(), state.definition())
+    }
+
+    pub(crate) fn agent_for(
+        &self,
+        run: RunId,
+        snapshot: Option<&AgentSnapshot>,
+        definition: Option<&Definition>,
+    ) -> Result<Agent> {
+        let id = snapshot.map(|s| s.id.as_str()).unwrap_or("");
+        let rebuilder = self
+            .inner
+            .rebuilder
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(definition), Some(snapshot), Some(rebuild)) = (definition, snapshot, rebuilder)
+        {
+            return rebuild(definition, snapshot).map_err(|reason| Error::Rebuild {
+                run,
+                agent: id.to_owned(),
+                reason,
+            });
+        }
         self.agent(id).ok_or_else(|| Error::UnknownAgent {
-            run: state.run(),
+            run,
             agent: id.to_owned(),
         })
     }
@@ -376,6 +514,34 @@ impl Keel {
         match active.get(&run) {
             Some(a) => (a.cancel.clone(), a.reason.clone()),
             None => (CancellationToken::new(), Arc::new(Mutex::new(None))),
+        }
+    }
+
+    /// Replays a run's earlier successful calls into `agent`'s tools
+    /// ([`keel_tools::Tool::restore`]) unless these tools already know them (they
+    /// ran them, or were restored, in this process).
+    pub(crate) fn restore_tools(&self, agent: &Agent, state: &RunState) {
+        let key = (state.run(), agent.instance());
+        if !self
+            .inner
+            .restored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key)
+        {
+            return;
+        }
+        let run = state.run().to_string();
+        for call in state.turns().iter().flat_map(|t| &t.calls) {
+            if let crate::state::CallPhase::Finished {
+                kind: crate::event::FinishKind::Ran,
+                is_error: false,
+                ..
+            } = call.phase
+                && let Some(tool) = agent.tools().get(&call.name)
+            {
+                tool.restore_json(&run, &call.input);
+            }
         }
     }
 
@@ -435,7 +601,7 @@ impl Keel {
         };
         match self.inner.store.append(run, expected, batch).await? {
             Ok(_) => {
-                self.publish(run, Live::Records(records));
+                self.publish_records(run, records, state);
                 Ok(())
             }
             Err(conflict) => Err(Error::Conflict(conflict)),

@@ -1,4 +1,5 @@
 mod crash;
+mod definitions;
 mod determinism;
 mod faults;
 mod flows;

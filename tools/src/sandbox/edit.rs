@@ -82,6 +82,10 @@ impl Tool for EditTool {
         self.sandbox.config.recovery.edit.into()
     }
 
+    fn restore(&self, run: &str, args: &EditArgs) {
+        self.sandbox.remember_as_is(run, &args.path);
+    }
+
     fn approval(&self, args: &EditArgs, raw: &serde_json::Value, rules: &[AllowRule]) -> Approval {
         // The run is not known here, so staleness is checked when the edit runs; the
         // rest (path, match count) is checked now so a person never approves an edit

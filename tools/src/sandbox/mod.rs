@@ -66,6 +66,32 @@ impl std::fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
+    /// Records `path` as the agent has seen it, as it is now on disk: restoring a
+    /// read or an edit from a run's log (see `tracker`). A file that cannot be read
+    /// any more is left unrecorded (its next edit asks for a read).
+    fn remember_as_is(&self, run: &str, path: &str) {
+        use std::io::Read;
+        let Ok(opened) = self.ws.open_read(path) else {
+            return;
+        };
+        let max = self.config.files.max_file_bytes;
+        let mut content = Vec::new();
+        let mut file = opened.file;
+        if opened.meta.len() <= max && (&mut file).take(max + 1).read_to_end(&mut content).is_ok() {
+            self.tracker.record(
+                run,
+                &opened.rel,
+                tracker::Fingerprint::new(&opened.meta, Some(&content)),
+            );
+        } else {
+            self.tracker.record(
+                run,
+                &opened.rel,
+                tracker::Fingerprint::new(&opened.meta, None),
+            );
+        }
+    }
+
     /// The approval decision for a file change, once the change itself was checked.
     fn file_approval(
         &self,
@@ -181,7 +207,7 @@ impl SandboxTools {
         GrepTool::new(self.sandbox.clone())
     }
 
-    /// All six, in the seed's order: exec, read, write, edit, glob, grep.
+    /// All six, in the order of the Polos local-coding-agent guide: exec, read, write, edit, glob, grep.
     pub fn registry(&self) -> ToolRegistry {
         let mut r = ToolRegistry::new();
         r.register(self.exec())

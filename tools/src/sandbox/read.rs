@@ -74,6 +74,10 @@ impl Tool for ReadTool {
         false
     }
 
+    fn restore(&self, run: &str, args: &ReadArgs) {
+        self.sandbox.remember_as_is(run, &args.path);
+    }
+
     async fn call(&self, args: ReadArgs, ctx: CallContext) -> ToolOutput {
         let sandbox = self.sandbox.clone();
         match super::blocking(move || read(&sandbox, &ctx.run, &args)).await {

@@ -2,11 +2,17 @@
 //! that changed on disk since the agent last read (or wrote) it, because the model's
 //! `old_string` was chosen from content that is no longer there.
 //!
+//! A file the agent wrote or edited in this run counts as read, with the content it
+//! wrote (as in Claude Code): `write` and `edit` record it like `read` does.
+//!
 //! The tracker lives in memory, keyed by the run id from
-//! [`CallContext::run`](crate::CallContext). After a process restart it is empty, so
-//! the first `edit` of each file in a recovered run is refused with "read it first":
-//! the model re-reads, which is the safe answer when nobody knows what changed while
-//! the process was down. Memory is bounded: past [`MAX_ENTRIES`] files, the oldest
+//! [`CallContext::run`](crate::CallContext), and is derived from the run's log: a
+//! process that continues a run it did not execute (a resume, a recovery) replays
+//! the run's successful `read`, `write` and `edit` calls into it first
+//! ([`Tool::restore`](crate::Tool::restore)). A `write` is restored with the hash of
+//! the content it wrote (so a file changed on disk since is caught); a `read` or an
+//! `edit`, whose resulting content the log does not hold whole, with the file as it
+//! is at restore time. Memory is bounded: past [`MAX_ENTRIES`] files, the oldest
 //! entries are forgotten (their next edit asks for a read again).
 
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +35,16 @@ pub(crate) struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// Exactly this content (no metadata: the content decides).
+    pub fn of_content(content: &[u8]) -> Self {
+        Self {
+            hash: Some(*blake3::hash(content).as_bytes()),
+            len: content.len() as u64,
+            mtime_ns: 0,
+            ino: 0,
+        }
+    }
+
     /// From a file's metadata and (when it was read whole) its content.
     pub fn new(meta: &Metadata, content: Option<&[u8]>) -> Self {
         Self {

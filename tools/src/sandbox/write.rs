@@ -95,6 +95,16 @@ impl Tool for WriteTool {
         sandbox.file_approval("write", raw, rules, "WRITE APPROVAL REQUIRED", context)
     }
 
+    fn restore(&self, run: &str, args: &WriteArgs) {
+        if let Ok(rel) = self.sandbox.ws.lexical(&args.path) {
+            self.sandbox.tracker.record(
+                run,
+                &rel,
+                Fingerprint::of_content(args.content.as_bytes()),
+            );
+        }
+    }
+
     async fn call(&self, args: WriteArgs, ctx: CallContext) -> ToolOutput {
         let sandbox = self.sandbox.clone();
         match super::blocking(move || write(&sandbox, &ctx.run, &args)).await {

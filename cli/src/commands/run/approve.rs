@@ -13,7 +13,6 @@ use crate::config::provider_env;
 
 /// Records the decision; the store's owner continues the run if it can.
 pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> Result<u8> {
-    let agents = ctx.agents()?;
     let backend = Backend::connect(&ctx.store).await?;
     let result = async {
         let run = backend.resolve(&args.run.run).await?;
@@ -53,21 +52,29 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> Result<u8> {
             decision = decision.with_note(note.clone());
         }
         decision = decision.by(format!("{} (keel approve)", who()));
-        // The owner continues the run when it can build the run's agent.
-        let spec = state
-            .started()
-            .and_then(|s| agents.get(&s.agent.id).ok());
-        let continue_run = matches!(backend, Backend::Remote(_)) && spec.is_some();
+        // The owner continues the run when it can have the run's agent (rebuilt from
+        // the definition the run recorded; for older runs, the configuration's);
+        // answering needs no key, no workspace and no agent.
+        let env = provider_env();
+        let remote = matches!(backend, Backend::Remote(_));
+        let spec = match (remote, state.definition()) {
+            (true, None) => state
+                .started()
+                .and_then(|s| ctx.agents().ok()?.get(&s.agent.id).ok())
+                .filter(|spec| spec.build(&env).is_ok()),
+            _ => None,
+        };
+        let continue_run = remote;
         let body = DecisionBody {
             step: step.clone(),
             decision,
             continue_run,
             agent: spec,
-            env: provider_env(),
+            env,
         };
-        backend.decide(run, body).await?;
+        let continued = backend.decide(run, body).await?;
         let verdict = if args.deny { "denied" } else { "approved" };
-        if continue_run {
+        if continued {
             eprintln!("keel: {verdict} step {step} of run {run}; the run continues in the process that owns the store");
         } else {
             eprintln!("keel: {verdict} step {step} of run {run} (recorded); continue the run with `keel resume {run}`");

@@ -24,8 +24,9 @@ use crate::ui::prompt;
 pub struct Session {
     /// The store directory (to reconnect).
     pub dir: PathBuf,
-    /// The run's agent.
-    pub spec: AgentSpec,
+    /// The run's agent, for a run recorded without its definition (the owner
+    /// rebuilds every other run's agent from its record).
+    pub spec: Option<AgentSpec>,
     /// The provider variables.
     pub env: BTreeMap<String, String>,
     /// How to drive.
@@ -63,7 +64,11 @@ pub async fn drive(backend: &mut Backend, run: RunId, from: Seq, session: &Sessi
             live.event(&event);
             match event {
                 RunEvent::ApprovalRequested {
-                    step, call, form, ..
+                    step,
+                    call,
+                    form,
+                    answered: false,
+                    ..
                 } => {
                     let pending = PendingStep {
                         step: step.clone(),
@@ -105,11 +110,11 @@ pub async fn drive(backend: &mut Backend, run: RunId, from: Seq, session: &Sessi
                         step,
                         decision,
                         continue_run: true,
-                        agent: Some(session.spec.clone()),
+                        agent: session.spec.clone(),
                         env: session.env.clone(),
                     };
                     match backend.decide(run, body).await {
-                        Ok(()) => {}
+                        Ok(_) => {}
                         Err(ClientError::Api(e)) if e.kind == "conflict" => {
                             live.note(&format!("keel: {e}"));
                         }
@@ -129,6 +134,8 @@ pub async fn drive(backend: &mut Backend, run: RunId, from: Seq, session: &Sessi
         *backend = Backend::connect(&session.dir).await?;
         let body = AgentBody {
             agent: session.spec.clone(),
+            adopt: None,
+            by: String::new(),
             env: session.env.clone(),
         };
         match backend.continue_run(run, body).await {

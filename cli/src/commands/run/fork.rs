@@ -1,4 +1,7 @@
-//! `keel fork <run> --at <seq>`.
+//! `keel fork <run> --at <seq> [--model M --provider P --base-url U --script F
+//! --workspace W --system-prompt T]`: a new run from the first events of another,
+//! with the definition the run had recorded at that point — plus any overrides,
+//! which the fork records.
 
 use anyhow::Result;
 use keel_storage::Seq;
@@ -12,15 +15,30 @@ use crate::config::provider_env;
 
 /// Creates the fork and prints its id; `keel resume` continues it.
 pub async fn fork(ctx: &Ctx, args: ForkArgs) -> Result<u8> {
-    let agents = ctx.agents()?;
+    let overrides = args.provider.absolute()?;
     let backend = Backend::connect(&ctx.store).await?;
     let result = async {
         let run = backend.resolve(&args.run.run).await?;
         let (_, state) = load(&backend, run).await?;
-        let spec = agent_of(&agents, &state)?;
+        // Runs recorded before runs carried their definition fork with the agent
+        // the configuration declares now (and the overrides).
+        let agent = if state.started().is_some_and(|s| s.definition.is_none()) {
+            eprintln!(
+                "keel: run {run} was recorded before runs carried their definition; the fork uses agent `{}` as keel.toml (or the built-in definition) declares it",
+                state.agent().map(|a| a.id.as_str()).unwrap_or("")
+            );
+            Some(
+                agent_of(&ctx.agents()?, &state)?
+                    .with_overrides(&overrides)
+                    .map_err(crate::usage)?,
+            )
+        } else {
+            None
+        };
         let body = ForkBody {
             at: Seq(args.at),
-            agent: spec,
+            agent,
+            overrides,
             env: provider_env(),
             start: false,
         };

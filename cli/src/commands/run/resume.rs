@@ -1,7 +1,12 @@
-//! `keel resume <run>`: continue an unfinished run — after a crash, or after
-//! approvals — prompting (or `--approve-all`) as `keel run` does.
+//! `keel resume <run> [--adopt]`: continue an unfinished run — after a crash, or
+//! after approvals — prompting (or `--approve-all`) as `keel run` does.
+//!
+//! The run continues with the definition it recorded when it started, from any
+//! directory, with no flags: a changed `keel.toml` applies only when the person
+//! adopts it (`--adopt`, recorded in the run). Runs recorded before runs carried
+//! their definition continue as before: with the configuration and the flags given.
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use keel_storage::Seq;
 
 use super::drive::{Session, drive};
@@ -9,12 +14,12 @@ use super::{agent_of, load};
 use crate::api::AgentBody;
 use crate::args::ResumeArgs;
 use crate::backend::Backend;
-use crate::commands::Ctx;
-use crate::config::provider_env;
+use crate::commands::{Ctx, who};
+use crate::config::{AgentSpec, provider_env};
 
 /// Continues the run and drives it at this terminal.
 pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<u8> {
-    let agents = ctx.agents()?;
+    let overrides = args.provider.absolute()?;
     let mut backend = Backend::connect(&ctx.store).await?;
     let result = async {
         let run = backend.resolve(&args.run.run).await?;
@@ -29,11 +34,54 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<u8> {
                 keel_engine::RunEnd::Completed { .. }
             )));
         }
-        let spec = agent_of(&agents, &state)?
-            .with_overrides(&args.provider)
-            .map_err(crate::usage)?;
         let env = provider_env();
-        spec.build(&env).map_err(crate::usage)?;
+        let id = state.agent().map(|a| a.id.clone()).unwrap_or_default();
+        // What the run continues with: (the spec to check here, a spec to adopt,
+        // the spec to send for a run without a recorded definition).
+        let (check, adopt, legacy) = match state.definition() {
+            Some(definition) => {
+                let recorded = AgentSpec::from_definition(definition).map_err(crate::usage)?;
+                if args.adopt {
+                    let new = ctx
+                        .agents()?
+                        .get(&id)
+                        .map_err(crate::usage)?
+                        .with_overrides(&overrides)
+                        .map_err(crate::usage)?;
+                    if new == recorded {
+                        eprintln!("keel: the definition to adopt is the one run {run} has; nothing to record");
+                        (recorded, None, None)
+                    } else {
+                        eprintln!("keel: adopting agent `{id}` as the configuration defines it now for run {run} (recorded in the run)");
+                        (new.clone(), Some(new), None)
+                    }
+                } else {
+                    if overrides.any() {
+                        bail!(crate::usage(anyhow::anyhow!(
+                            "run {run} continues with the definition it recorded; to change it, add --adopt (the change is recorded in the run)"
+                        )));
+                    }
+                    let current = ctx.agents().ok().and_then(|a| a.get(&id).ok());
+                    if current.is_some_and(|c| c != recorded) {
+                        eprintln!(
+                            "keel: continuing run {run} with the definition it recorded; `{id}` in keel.toml (or the built-in) differs — adopt it with `keel resume {run} --adopt`"
+                        );
+                    }
+                    (recorded, None, None)
+                }
+            }
+            None => {
+                eprintln!(
+                    "keel: run {run} was recorded before runs carried their definition; continuing with agent `{id}` as keel.toml (or the built-in definition) and the flags given declare it"
+                );
+                let spec = agent_of(&ctx.agents()?, &state)?
+                    .with_overrides(&overrides)
+                    .map_err(crate::usage)?;
+                (spec.clone(), None, Some(spec))
+            }
+        };
+        // Fail fast, here, on what the person must fix (a missing key, a workspace gone).
+        check.build(&env).map_err(crate::usage)?;
         // Show the waits already pending, so they are answered here.
         let waiting_since = events
             .iter()
@@ -44,16 +92,18 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<u8> {
             Some(seq) if !state.waiting().is_empty() => seq,
             _ => Seq(events.len() as u64),
         };
-        if state.waiting().is_empty() {
+        if state.waiting().is_empty() || adopt.is_some() {
             let body = AgentBody {
-                agent: spec.clone(),
+                agent: legacy.clone(),
+                adopt,
+                by: who(),
                 env: env.clone(),
             };
             backend.continue_run(run, body).await?;
         }
         let session = Session {
             dir: ctx.store.clone(),
-            spec,
+            spec: legacy,
             env,
             drive: args.drive,
         };

@@ -54,7 +54,7 @@ pub async fn start(ctx: &Ctx, args: RunArgs) -> Result<u8> {
         .await?;
     let session = Session {
         dir: ctx.store.clone(),
-        spec,
+        spec: None,
         env,
         drive: args.drive,
     };
