@@ -71,6 +71,7 @@ pub async fn demo(ctx: &Ctx, args: DemoArgs) -> Result<u8> {
         let session = Session {
             dir: ctx.store.clone(),
             spec: None,
+            isolation: spec.tools.isolation.clone(),
             env,
             drive: DriveArgs {
                 approve_all,

@@ -29,6 +29,8 @@ pub struct Session {
     pub spec: Option<AgentSpec>,
     /// The provider variables.
     pub env: BTreeMap<String, String>,
+    /// The isolation of the run's commands, for the banner of what holds here.
+    pub isolation: keel_tools::IsolationConfig,
     /// How to drive.
     pub drive: DriveArgs,
 }
@@ -39,7 +41,7 @@ pub const WAITING: u8 = 3;
 /// Streams the run from `from`, answering approvals, until it ends (0 completed,
 /// 1 failed or cancelled), waits with nobody to ask (3), or Ctrl-C (130).
 pub async fn drive(backend: &mut Backend, run: RunId, from: Seq, session: &Session) -> Result<u8> {
-    let mut live = Live::new(session.drive.json).with_isolation(&session.spec.tools.isolation);
+    let mut live = Live::new(session.drive.json).with_isolation(&session.isolation);
     let mut lines = None;
     let mut from = from;
     loop {

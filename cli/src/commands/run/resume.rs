@@ -103,6 +103,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<u8> {
         }
         let session = Session {
             dir: ctx.store.clone(),
+            isolation: check.tools.isolation.clone(),
             spec: legacy,
             env,
             drive: args.drive,

@@ -55,6 +55,7 @@ pub async fn start(ctx: &Ctx, args: RunArgs) -> Result<u8> {
     let session = Session {
         dir: ctx.store.clone(),
         spec: None,
+        isolation: spec.tools.isolation.clone(),
         env,
         drive: args.drive,
     };
