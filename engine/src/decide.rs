@@ -204,6 +204,20 @@ fn call_llm(state: &RunState, turn: Turn) -> Action {
     }
 }
 
+/// Whether `current` differs from the recorded definition only in the text of its
+/// tools (their descriptions or schemas: a newer Keel describes its built-in tools
+/// differently), everything the person defined being the same.
+pub(crate) fn only_tool_texts_differ(recorded: &AgentSnapshot, current: &AgentSnapshot) -> bool {
+    recorded.fingerprint != current.fingerprint
+        && recorded.tools_digest != current.tools_digest
+        && recorded.id == current.id
+        && recorded.model == current.model
+        && recorded.system_prompt == current.system_prompt
+        && recorded.tools == current.tools
+        && recorded.max_tokens == current.max_tokens
+        && recorded.stop_conditions == current.stop_conditions
+}
+
 /// Compares the agent a run recorded with the current definition.
 pub fn check_agent(
     state: &RunState,

@@ -38,6 +38,16 @@ impl Tool for RecordedTool {
     }
 }
 
+/// Each tool's recovery policy in `snapshot`: as recorded, or the defaults for a
+/// run that did not record them.
+pub(crate) fn recovery_policies(snapshot: &AgentSnapshot) -> Vec<Recovery> {
+    if snapshot.recovery.len() == snapshot.tools.len() {
+        snapshot.recovery.clone()
+    } else {
+        snapshot.tools.iter().map(|t| default_recovery(t)).collect()
+    }
+}
+
 /// The recovery policy of a tool whose run did not record one: the sandbox tools'
 /// defaults (read-only tools re-run, every other tool is reported interrupted).
 fn default_recovery(tool: &str) -> Recovery {

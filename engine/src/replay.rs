@@ -51,6 +51,17 @@ pub(crate) fn replay_owned(
     replayer.finish()
 }
 
+/// [`replay_owned`] checking every event against the definitions the run recorded
+/// only (no current agent to compare with at the end).
+pub(crate) fn replay_owned_recorded(run: RunId, events: Vec<(Seq, Stamped)>) -> Result<RunState> {
+    let mut replayer = Replayer::new(run, None);
+    replayer.recorded_only = true;
+    for (seq, stamped) in events {
+        replayer.step(seq, stamped)?;
+    }
+    replayer.finish()
+}
+
 struct Replayer<'a> {
     state: RunState,
     current: Option<&'a Agent>,

@@ -17,6 +17,7 @@ use crate::event::{
     RunStarted, Stamped, Text,
 };
 use crate::ids::{CallId, Digest, StepKey, Turn};
+use crate::recorded::recovery_policies;
 
 /// Where a tool call stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -545,13 +546,22 @@ impl RunState {
                 self.end = Some(RunEnd::Cancelled { reason });
             }
             Event::AgentChanged(changed) => {
-                if self
-                    .turns
-                    .iter()
-                    .flat_map(|t| &t.calls)
-                    .any(|c| matches!(c.phase, CallPhase::Running { .. }))
+                // A call cut short by a crash is recovered by its tool's policy in force
+                // when it started; a change that keeps every policy (a newer Keel's tool
+                // texts, say) may come before that recovery.
+                let same_recovery = self
+                    .agent()
+                    .is_some_and(|a| recovery_policies(a) == recovery_policies(&changed.agent));
+                if !same_recovery
+                    && self
+                        .turns
+                        .iter()
+                        .flat_map(|t| &t.calls)
+                        .any(|c| matches!(c.phase, CallPhase::Running { .. }))
                 {
-                    return Err(bad("no call running when the definition changes"));
+                    return Err(bad(
+                        "no call running when the definition changes the tools' recovery policies",
+                    ));
                 }
                 self.agent = Some(Arc::from(changed));
             }

@@ -10,9 +10,10 @@ use crate::codec::decode;
 use crate::decision::Decision;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::event::{Event, Resolution};
+use crate::decide::only_tool_texts_differ;
+use crate::event::{AgentChanged, Event, Resolution};
 use crate::ids::StepKey;
-use crate::replay::replay_owned;
+use crate::replay::{replay_owned, replay_owned_recorded};
 use crate::state::RunState;
 
 use super::live::Live;
@@ -178,6 +179,7 @@ impl Keel {
             .iter()
             .map(|r| Ok((r.seq, decode(run, r.seq, &r.bytes)?)))
             .collect::<Result<Vec<_>>>()?;
+        let mut tools_changed = false;
         let agent = if check {
             let (mut snapshot, mut definition) = (None, None);
             for (_, stamped) in &events {
@@ -191,15 +193,38 @@ impl Keel {
                     _ => {}
                 }
             }
-            match self.agent_for(run, snapshot, definition) {
+            let agent = match self.agent_for(run, snapshot, definition) {
                 Ok(agent) => Some(agent),
                 Err(Error::UnknownAgent { .. }) => None,
                 Err(e) => return Err(e),
-            }
+            };
+            tools_changed = matches!((snapshot, &agent), (Some(recorded), Some(agent))
+                if only_tool_texts_differ(recorded, agent.snapshot()));
+            agent
         } else {
             None
         };
-        let state = replay_owned(run, events, agent.as_ref())?;
+        if !tools_changed {
+            let state = replay_owned(run, events, agent.as_ref())?;
+            return Ok((state, agent));
+        }
+        // Everything the person defined is as recorded; only this build describes its
+        // tools differently (an upgrade). The run continues, saying so in its log: the
+        // recorded events are checked against the recorded definitions, and the new
+        // tool texts are recorded as in force from here (so replay stays exact).
+        let mut state = replay_owned_recorded(run, events)?;
+        if let (None, Some(agent)) = (state.end(), &agent) {
+            let event = Event::AgentChanged(Box::new(AgentChanged {
+                agent: agent.snapshot().clone(),
+                definition: agent.definition().cloned(),
+                by: "keel".to_owned(),
+                reason: "this Keel build describes the agent's tools differently (an upgrade); \
+                         everything else is as recorded"
+                    .to_owned(),
+            }));
+            self.append_events(&mut state, vec![event], Vec::new())
+                .await?;
+        }
         Ok((state, agent))
     }
 

@@ -319,3 +319,101 @@ async fn runs_continue_with_the_definition_they_recorded_until_a_person_adopts_a
     assert!(matches!(err, Error::Rebuild { .. }), "{err}");
     assert_eq!(err.code(), Some("KEEL-E202"));
 }
+
+/// A tool whose description is whatever this build says it is.
+struct Described(&'static str);
+
+impl keel_tools::Tool for Described {
+    type Args = serde_json::Value;
+    fn spec(&self) -> keel_tools::ToolSpec {
+        keel_tools::ToolSpec {
+            name: "note".into(),
+            description: self.0.into(),
+            input_schema: serde_json::json!({"type": "object"}),
+        }
+    }
+    fn is_mutating(&self) -> bool {
+        false
+    }
+    async fn call(
+        &self,
+        _args: serde_json::Value,
+        _ctx: keel_tools::CallContext,
+    ) -> keel_tools::ToolOutput {
+        keel_tools::ToolOutput::ok("noted")
+    }
+}
+
+fn with_note(description: &'static str, effects: &Effects, script: Vec<TurnScript>) -> Agent {
+    let base = agent(Scripted::new(script), effects, "p");
+    let mut b = Agent::builder(base.id())
+        .shared_provider(base.provider().clone())
+        .model(base.model())
+        .system_prompt("p")
+        .tools(base.tools().clone())
+        .tool(Described(description));
+    for c in base.stop_conditions() {
+        b = b.stop_when(c.clone());
+    }
+    b.build()
+}
+
+#[tokio::test]
+async fn a_newer_builds_tool_texts_continue_the_run_and_are_recorded() {
+    // A run recorded by one build waits for a person; a newer build describes a tool
+    // differently (nothing the person defined changed). The run continues, the log
+    // says the tools' texts changed and by whom, and it replays exactly.
+    let effects = Effects::default();
+    let store = MemoryStore::new();
+    let script = vec![
+        call(
+            "w",
+            &[("put", serde_json::json!({"path": "k", "content": "v"}))],
+        ),
+        say("done"),
+    ];
+    let old = Keel::new(store.clone());
+    let run = old
+        .invoke(&with_note("old words", &effects, script.clone()), "go")
+        .await
+        .unwrap();
+    let RunOutcome::Suspended { waiting } = run.result().await.unwrap() else {
+        panic!()
+    };
+    let new = Keel::new(store.clone());
+    new.register(with_note("new words", &effects, script.clone()));
+    new.resume(run.id(), &waiting[0].step, Decision::approve())
+        .await
+        .unwrap();
+    assert!(matches!(
+        new.result(run.id()).await.unwrap(),
+        RunOutcome::Completed { .. }
+    ));
+    let events = new.read_events(run.id()).await.unwrap();
+    let changes: Vec<_> = events
+        .iter()
+        .filter_map(|(_, e)| match &e.event {
+            Event::AgentChanged(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "{events:#?}");
+    assert_eq!(changes[0].by, "keel");
+    assert!(changes[0].reason.contains("describes the agent's tools differently"));
+    assert!(new.replay(run.id()).await.unwrap().verdict.is_ok());
+    // What the person defined did change: that is refused, as before.
+    let run = old
+        .invoke(&with_note("old words", &effects, script.clone()), "again")
+        .await
+        .unwrap();
+    let RunOutcome::Suspended { waiting } = run.result().await.unwrap() else {
+        panic!()
+    };
+    let other = Keel::new(store.clone());
+    other.register(defined("another prompt", &effects, script));
+    let err = other
+        .resume(run.id(), &waiting[0].step, Decision::approve())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NonDeterminism(_)), "{err}");
+}
