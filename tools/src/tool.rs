@@ -145,11 +145,15 @@ pub trait Tool: Send + Sync + 'static {
         }))
     }
 
-    /// The rule to remember when a person answers "always" to this call.
-    fn always_rule(&self, _args: &Self::Args) -> AllowRule {
-        AllowRule::Tool {
-            tool: self.spec().name,
-        }
+    /// The rules a person may remember by answering "always" to this call, each
+    /// with the words that describe it, narrowest first: a plain "always" stores the
+    /// first; a broader one is stored only when the person picks it (a decision
+    /// naming a rule not in this list is refused). By default: every call of this
+    /// tool.
+    fn always_rules(&self, _args: &Self::Args) -> Vec<(AllowRule, String)> {
+        let tool = self.spec().name;
+        let words = format!("any `{tool}` call in this run");
+        vec![(AllowRule::Tool { tool }, words)]
     }
 
     /// Runs the call. Failures the model should see are `ToolOutput::error`.
@@ -171,8 +175,19 @@ pub trait DynTool: Send + Sync + 'static {
         args: &serde_json::Value,
         rules: &[AllowRule],
     ) -> Result<Approval, String>;
-    /// See [`Tool::always_rule`].
-    fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String>;
+    /// See [`Tool::always_rules`].
+    fn always_rules_json(
+        &self,
+        args: &serde_json::Value,
+    ) -> Result<Vec<(AllowRule, String)>, String>;
+    /// The rule a plain "always" stores: the first of [`Tool::always_rules`].
+    fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
+        self.always_rules_json(args)?
+            .into_iter()
+            .next()
+            .map(|(rule, _)| rule)
+            .ok_or_else(|| "this call cannot be allowed \"always\"".to_owned())
+    }
     /// Parses the arguments and runs the call; unparseable arguments give an error output.
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput>;
 }
@@ -204,9 +219,12 @@ impl<T: Tool> DynTool for T {
         let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
         Ok(Tool::approval(self, &parsed, args, rules))
     }
-    fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
+    fn always_rules_json(
+        &self,
+        args: &serde_json::Value,
+    ) -> Result<Vec<(AllowRule, String)>, String> {
         let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
-        Ok(Tool::always_rule(self, &parsed))
+        Ok(Tool::always_rules(self, &parsed))
     }
     fn call_json(&self, args: serde_json::Value, ctx: CallContext) -> BoxFuture<'_, ToolOutput> {
         Box::pin(async move {

@@ -119,10 +119,27 @@ impl Keel {
             let tool = agent.tools().get(&call.name).ok_or_else(|| {
                 Error::InvalidAnswer(format!("the agent has no tool `{}`", call.name))
             })?;
-            Some(
-                tool.always_rule_json(&call.input)
-                    .map_err(Error::InvalidAnswer)?,
-            )
+            let offered = tool
+                .always_rules_json(&call.input)
+                .map_err(Error::InvalidAnswer)?;
+            let chosen = match &decision.rule {
+                None => offered.into_iter().next().map(|(rule, _)| rule),
+                Some(rule) => Some(
+                    offered
+                        .into_iter()
+                        .map(|(r, _)| r)
+                        .find(|r| r == rule)
+                        .ok_or_else(|| {
+                            Error::InvalidAnswer(format!(
+                                "`{}` does not offer the rule \"{rule}\" for this call; refused",
+                                call.name
+                            ))
+                        })?,
+                ),
+            };
+            Some(chosen.ok_or_else(|| {
+                Error::InvalidAnswer(format!("`{}` cannot be allowed \"always\"", call.name))
+            })?)
         } else {
             None
         };

@@ -26,12 +26,13 @@ use crate::tool::Approval;
 
 pub use edit::EditTool;
 pub use exec::ExecTool;
+pub use exec::always::always_choices as exec_always_choices;
 pub use exec::isolation::{IsolationReport, IsolationSupport, isolation_support};
 pub use exec::policy::{CommandCheck, ExecPolicy};
 pub use glob::GlobTool;
 pub use grep::GrepTool;
 pub use read::ReadTool;
-pub use workspace::{PathResolver, ResolvedWrite};
+pub use workspace::{BUILTIN_PROTECTED, PathResolver, ResolvedWrite};
 pub use write::WriteTool;
 
 use tracker::ReadTracker;
@@ -127,7 +128,8 @@ impl SandboxTools {
             config.exec.security,
             &config.exec.allowlist,
             &config.exec.deny,
-        )?;
+        )?
+        .within(ws.root_path(), ws.protected().clone());
         if config.exec.timeout_secs == 0 || config.exec.max_timeout_secs < config.exec.timeout_secs
         {
             return Err(crate::Error::InvalidConfig(format!(
@@ -145,6 +147,12 @@ impl SandboxTools {
                 host_env: host_env.into_iter().collect(),
             }),
         })
+    }
+
+    /// The values of the host variables `exec.env.secrets` names: commands get them,
+    /// and they must be masked wherever output is shown or recorded.
+    pub fn exec_secret_values(&self) -> Vec<String> {
+        exec::env::secrets(&self.sandbox.config.exec.env, &self.sandbox.host_env)
     }
 
     /// The workspace root, canonicalised.

@@ -18,7 +18,8 @@ use brush_parser::ast;
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions, SourceInfo};
 
-use super::trampoline::{basename, trampoline};
+use super::programs;
+use super::trampoline::basename;
 
 /// The longest command line analysed; longer ones always need a person.
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -50,10 +51,16 @@ impl Analysis {
     }
     fn opaque(&mut self, c: impl Into<String>) {
         let c = c.into();
-        if !self.opaque.contains(&c) {
-            self.opaque.push(c.clone());
-        }
+        self.hidden(c.clone());
         self.concern(c);
+    }
+    /// Code the deny rules cannot see into, which is not by itself a concern (an
+    /// allowlist entry may name it).
+    fn hidden(&mut self, c: impl Into<String>) {
+        let c = c.into();
+        if !self.opaque.contains(&c) {
+            self.opaque.push(c);
+        }
     }
 }
 
@@ -337,35 +344,71 @@ impl Walker<'_> {
             self.a.deny_candidates.push(argv);
             return;
         }
-        if let Some(why) = trampoline(&argv) {
-            self.a.concern(why);
-            self.payloads(&argv);
-        }
+        self.runs(&argv, 0);
         if top {
             self.a.commands.push(argv.clone());
         }
         self.a.deny_candidates.push(argv);
     }
 
-    /// What a wrapper command (`sudo`, `xargs`, `sh -c`, `find -exec`, ...) would run:
-    /// every tail of its argv is a possible command, and any argument that looks
-    /// like shell code is read as such.
-    fn payloads(&mut self, argv: &[String]) {
-        for i in 1..argv.len() {
-            self.a.deny_candidates.push(argv[i..].to_vec());
-            let arg = &argv[i];
-            let code = match arg.split_once('=') {
-                // `git -c core.pager=cmd`, `--rsh-command=cmd`
-                Some((key, value)) if !key.contains(char::is_whitespace) => value,
-                _ => arg.as_str(),
-            };
-            if code.contains(|c: char| c.is_whitespace() || ";|&$`<>()".contains(c)) {
-                self.text(code, false);
+    /// What a command runs besides itself, as its program's model reads it: code the
+    /// deny rules cannot see into, shell code in its arguments, the commands it runs
+    /// (read recursively). Every tail of its argv is a possible command for the
+    /// deny rules (`sudo -u x rm`, `find . -exec rm {} ;`).
+    fn runs(&mut self, argv: &[String], depth: usize) {
+        let reading = programs::read(argv);
+        let mut shell_words: Vec<usize> = Vec::new();
+        for item in &reading.items {
+            match item.kind {
+                programs::Kind::Code => self.a.hidden(item.what.clone()),
+                programs::Kind::Shell => shell_words.extend(item.at.iter().copied()),
+                _ => {}
             }
         }
-        let name = basename(&argv[0]);
-        if matches!(name, "eval" | "source" | ".") {
+        if !reading.runs() {
+            return;
+        }
+        if depth == 0 {
+            for i in 1..argv.len() {
+                self.a.deny_candidates.push(argv[i..].to_vec());
+            }
+        }
+        for i in shell_words {
+            if let Some(word) = argv.get(i) {
+                self.code_word(word);
+            }
+        }
+        if matches!(basename(&argv[0]), "eval" | "source" | ".") {
             self.text(&argv[1..].join(" "), false);
+        }
+        if depth >= MAX_NESTED_PARSES {
+            self.a.hidden("it nests commands too deeply to be checked");
+            return;
+        }
+        for k in reading.commands() {
+            if k > 0 && k < argv.len() {
+                self.runs(&argv[k..], depth + 1);
+            }
+        }
+    }
+
+    /// Reads an argument that may hold shell code: `sh -c 'code'`,
+    /// `--to-command=code`, `-oProxyCommand=code`, `--checkpoint-action=exec=code`,
+    /// `alias.x=!code`.
+    fn code_word(&mut self, word: &str) {
+        let mut code = word;
+        while let Some((key, value)) = code.split_once('=')
+            && !key.contains(char::is_whitespace)
+        {
+            code = value;
+        }
+        for text in [word, code] {
+            let text = text.trim_start_matches('!');
+            if text.contains(|c: char| c.is_whitespace() || ";|&$`<>()".contains(c)) {
+                self.text(text, false);
+            } else if !text.is_empty() && !text.starts_with('-') {
+                self.a.deny_candidates.push(vec![text.to_owned()]);
+            }
         }
     }
 

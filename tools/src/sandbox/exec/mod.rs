@@ -5,13 +5,17 @@
 //! process, bounded `output`), with a scrubbed `env` and optional
 //! [`isolation`].
 
+pub(crate) mod always;
 pub(crate) mod analyze;
 pub(crate) mod env;
 pub mod isolation;
+pub(crate) mod options;
 pub(crate) mod output;
 pub mod policy;
 pub(crate) mod process;
 pub(crate) mod procs;
+pub(crate) mod programs;
+pub(crate) mod repo;
 pub(crate) mod trampoline;
 
 use std::sync::Arc;
@@ -123,7 +127,13 @@ impl Tool for ExecTool {
             Ok(c) => c,
             Err(message) => return Approval::Refused(message),
         };
-        match self.sandbox.policy.check(&args.command, &cwd, rules) {
+        let check = match self.sandbox.policy.check(&args.command, &cwd, rules) {
+            CommandCheck::Allowed { because } => {
+                repo::gate(&self.sandbox, &args.command, &cwd, because)
+            }
+            other => other,
+        };
+        match check {
             CommandCheck::Allowed { .. } => Approval::NotNeeded,
             CommandCheck::Denied { reason } => Approval::Refused(format!("refused: {reason}")),
             CommandCheck::NeedsApproval {
@@ -144,12 +154,12 @@ impl Tool for ExecTool {
         }
     }
 
-    fn always_rule(&self, args: &ExecArgs) -> AllowRule {
+    fn always_rules(&self, args: &ExecArgs) -> Vec<(AllowRule, String)> {
         let cwd = match self.cwd(args.cwd.as_deref()) {
             Ok((_, cwd)) => cwd,
             Err(_) => args.cwd.clone().unwrap_or_default(),
         };
-        self.sandbox.policy.always_rule(&args.command, &cwd)
+        always::always_choices(&args.command, &cwd)
     }
 
     async fn call(&self, args: ExecArgs, ctx: CallContext) -> ToolOutput {
