@@ -128,20 +128,22 @@ pub(super) fn read(argv: &[String]) -> Reading {
             push_target(&mut r, argv, i, p);
             i += 3;
         } else if matches!(p, "-exec" | "-execdir" | "-ok" | "-okdir") {
-            let end = (i + 1..argv.len())
-                .find(|&j| argv[j] == ";" || (argv[j] == "+" && argv[j - 1] == "{}"))
-                .unwrap_or(argv.len() - 1)
-                .max(i);
+            let term = (i + 1..argv.len())
+                .find(|&j| argv[j] == ";" || (argv[j] == "+" && argv[j - 1] == "{}"));
+            let (payload_end, end) = match term {
+                Some(j) => (j, j + 1),
+                None => (argv.len(), argv.len()),
+            };
             let shown = argv
-                .get(i + 1..end)
+                .get(i + 1..payload_end)
                 .map(|s| s.join(" "))
                 .unwrap_or_default();
             r.push(
-                (i..=end).collect(),
+                (i..end).collect(),
                 Kind::Command(i + 1),
                 format!("`find {p}` runs `{shown}`"),
             );
-            i = end + 1;
+            i = end;
         } else {
             r.push(
                 vec![i],
@@ -203,5 +205,6 @@ mod tests {
         );
         assert_eq!(kinds("find . -exe rm"), vec![Kind::Unknown, Kind::Unknown]);
         assert_eq!(kinds("find . -exec"), vec![Kind::Command(3)]);
+        assert_eq!(kinds("find . -exec rm {}"), vec![Kind::Command(3)]);
     }
 }

@@ -30,7 +30,7 @@ const SUB: Syntax = Syntax {
 
 fn global_table() -> Option<&'static Table> {
     table!(
-        "C= c=!R config-env=!R exec-path?!R git-dir= work-tree= namespace= bare no-pager P \
+        "C= c=!S config-env=!R exec-path?!R git-dir= work-tree= namespace= bare no-pager P \
          p,paginate no-replace-objects no-lazy-fetch no-optional-locks no-advice \
          literal-pathspecs glob-pathspecs noglob-pathspecs icase-pathspecs list-cmds= \
          attr-source= super-prefix=!U html-path man-path info-path v,version h,help!R"
@@ -263,6 +263,20 @@ pub(super) fn read(argv: &[String]) -> Reading {
     let parsed = with_table(&mut r, "git", t, GLOBAL, argv, 1);
     for f in &parsed.found {
         let Some(o) = f.opt else { continue };
+        // `-c key=value` is read as shell code (the values that run commands are
+        // shell commands); one that pulls in another config file hides what it sets.
+        if t.opt(o).name == "-c"
+            && f.value.as_deref().is_some_and(|v| {
+                let key = v.split('=').next().unwrap_or(v).to_ascii_lowercase();
+                key.starts_with("include")
+            })
+        {
+            r.push(
+                f.at.clone(),
+                Kind::Code,
+                format!("`git {}` includes another config file", f.text),
+            );
+        }
         if matches!(t.opt(o).name.as_str(), "-C" | "--git-dir" | "--work-tree")
             && let Some(v) = &f.value
         {
@@ -305,7 +319,7 @@ pub(super) fn read(argv: &[String]) -> Reading {
         let shown = st.opt(o).name.as_str();
         let runs = match (name, shown) {
             ("clone", "-u") => Some(Kind::Shell),
-            ("clone", "-c") => Some(Kind::Code),
+            ("clone", "-c") => Some(Kind::Shell),
             ("archive", "-o") => Some(Kind::Target(f.value.clone().unwrap_or_default())),
             _ => None,
         };
@@ -395,7 +409,11 @@ mod tests {
     fn options_that_run_commands() {
         assert_eq!(kinds("git status --short"), vec![]);
         assert_eq!(kinds("git log --oneline -n 5 -- src"), vec![]);
-        assert_eq!(kinds("git -c core.pager=x log"), vec![Kind::Code]);
+        assert_eq!(kinds("git -c core.pager=x log"), vec![Kind::Shell]);
+        assert_eq!(
+            kinds("git -c include.path=/tmp/x log"),
+            vec![Kind::Shell, Kind::Code]
+        );
         assert_eq!(kinds("git --config-env=a=B log"), vec![Kind::Code]);
         assert_eq!(
             kinds("git --exec-path=. x"),
