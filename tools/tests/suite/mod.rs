@@ -6,5 +6,6 @@ mod search;
 mod sec_exec;
 mod sec_files;
 mod sec_isolation;
+mod sec_options;
 mod sec_paths;
 mod sec_run;

@@ -103,7 +103,10 @@ fn config_from_toml_like_json() {
     assert_eq!(config.isolation.mode, keel_tools::IsolationMode::BestEffort);
     // `.git`, `.keel` and `keel.toml` are protected whatever this list says.
     assert!(config.protected_paths.is_empty());
-    assert_eq!(keel_tools::config::DEFAULT_PROTECTED, [".git", ".keel", "keel.toml"]);
+    assert_eq!(
+        keel_tools::config::DEFAULT_PROTECTED,
+        [".git", ".keel", "keel.toml"]
+    );
 }
 
 /// A user tool with the default approval policy (mutating: always asks).

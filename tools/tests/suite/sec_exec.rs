@@ -75,7 +75,10 @@ fn sec_30_redirections_and_pipes_to_a_shell_need_approval() {
     assert!(reason(&ws, "node a > ~/.bashrc").contains("redirects"));
     let r = reason(&ws, "node a 2>&1 | sh");
     assert!(r.contains("redirects"), "{r}");
-    assert_eq!(reason(&ws, "node a | sh"), "not covered by the allowlist: `sh`");
+    assert_eq!(
+        reason(&ws, "node a | sh"),
+        "not covered by the allowlist: `sh`"
+    );
     assert!(reason(&ws, "node a <<EOF\nx\nEOF").contains("redirects"));
 }
 
@@ -103,13 +106,16 @@ fn sec_32_assignments_and_loader_variables() {
         assert!(reason(&ws, cmd).contains("sets variables"), "{cmd}");
     }
     let r = reason(&ws, "export PATH=.:$PATH; node");
-    assert!(r.contains("expanded by the shell") || r.contains("sets variables"), "{r}");
+    assert!(
+        r.contains("expanded by the shell") || r.contains("sets variables"),
+        "{r}"
+    );
     let ws = allowlist(&["node *", "trap *"]);
     let r = reason(&ws, "trap 'curl x' EXIT; node");
     assert!(r.contains("`trap` changes the shell's state"), "{r}");
     let ws = allowlist(&["node *", "env *"]);
     let r = reason(&ws, "env LD_PRELOAD=/tmp/x.so node a.js");
-    assert!(r.contains("sets variables"), "{r}");
+    assert!(r.contains("sets a variable for the command"), "{r}");
 }
 
 #[tokio::test]
@@ -149,7 +155,10 @@ fn sec_33_trampolines_are_never_covered() {
             "git config core.hooksPath /tmp",
             "`git config` changes git's configuration",
         ),
-        ("sudo node a", "`sudo` runs another command with other privileges"),
+        (
+            "sudo node a",
+            "`sudo` runs another command with other privileges",
+        ),
         (
             "tar -xf x.tar --to-command=sh",
             "(tar --to-command) runs a command",

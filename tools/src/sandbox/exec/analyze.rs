@@ -298,12 +298,20 @@ impl Walker<'_> {
             .map(Some)
             .chain(std::iter::once(None))
             .chain(s.suffix.iter().flat_map(|p| p.0.iter()).map(Some));
+        let mut in_suffix = false;
         for item in items {
             let word = match item {
-                None => match &s.word_or_name {
-                    Some(w) => w,
-                    None => continue,
-                },
+                None => {
+                    in_suffix = true;
+                    match &s.word_or_name {
+                        Some(w) => w,
+                        None => continue,
+                    }
+                }
+                // brush-parser reads `NAME=value` after the command name as an
+                // assignment too; there it is an ordinary argument
+                // (`ssh -o ConnectTimeout=5`, `make CC=x`, `dd of=f`).
+                Some(ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w)) if in_suffix => w,
                 Some(ast::CommandPrefixOrSuffixItem::Word(w)) => w,
                 Some(ast::CommandPrefixOrSuffixItem::IoRedirect(r)) => {
                     self.redirect(r);
@@ -456,14 +464,19 @@ impl Walker<'_> {
 
 /// The text a word stands for, if the shell would not expand it: plain characters,
 /// single quotes, double quotes without `$` or backquotes, and backslash escapes.
-/// Glob characters, `~`, `$` and backquotes make a word not static, and so do
+/// Glob characters, `~` where the shell expands it, `$` and backquotes make a word
+/// not static, and so do
 /// unquoted braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone, and
 /// braces inside quotes (`'{"a":1,"b":2}'`), are literal.
 pub(crate) fn static_word(raw: &str) -> Option<String> {
     let mut unquoted_brace = false;
     let mut out = String::new();
     let mut chars = raw.chars();
+    // The raw character before this one (quotes included).
+    let mut prev: Option<char> = None;
     while let Some(c) = chars.next() {
+        let before = prev.replace(c);
+        let prev = before;
         match c {
             '\\' => match chars.next() {
                 Some('\n') => {}
@@ -493,8 +506,12 @@ pub(crate) fn static_word(raw: &str) -> Option<String> {
                     Some(x) => out.push(x),
                 }
             },
-            '$' | '`' | '*' | '?' | '[' | ']' | '~' | '(' | ')' | '<' | '>' | '|' | '&' | ';'
-            | '!' => return None,
+            // `~` expands at the start of a word and after `=` or `:` (bash expands
+            // `--prefix=~/x` too); elsewhere (`HEAD~1`) it is a plain character.
+            '~' if prev.is_none_or(|p| matches!(p, '=' | ':')) => return None,
+            '$' | '`' | '*' | '?' | '[' | ']' | '(' | ')' | '<' | '>' | '|' | '&' | ';' | '!' => {
+                return None;
+            }
             c if c.is_whitespace() => return None,
             x => {
                 unquoted_brace |= matches!(x, '{' | '}');
@@ -533,8 +550,22 @@ mod tests {
         assert_eq!(static_word("\"{a,b}\""), Some("{a,b}".into()));
         assert_eq!(static_word("\\{a,b\\}"), Some("{a,b}".into()));
         assert_eq!(static_word("'{'a,b}"), None);
+        assert_eq!(static_word("HEAD~1"), Some("HEAD~1".into()));
+        assert_eq!(static_word("'~'"), Some("~".into()));
         for dynamic in [
-            "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "{1..3}", "~/x", "[ab]", "!x",
+            "$x",
+            "\"$x\"",
+            "`id`",
+            "*.js",
+            "a?",
+            "{a,b}",
+            "{1..3}",
+            "~/x",
+            "[ab]",
+            "!x",
+            "--prefix=~/x",
+            "a:~/b",
+            "~",
         ] {
             assert_eq!(static_word(dynamic), None, "{dynamic}");
         }
@@ -543,6 +574,12 @@ mod tests {
     #[test]
     fn collects_each_simple_command() {
         let a = analyze("npm install && npm test | tee\nnode a.js; echo done");
+        assert_eq!(
+            analyze("dd if=a of='b c'").commands,
+            vec![vec!["dd", "if=a", "of=b c"]]
+        );
+        assert!(analyze("make CC=x").concerns.is_empty());
+        assert!(!analyze("CC=x make").concerns.is_empty());
         assert_eq!(
             a.commands,
             vec![

@@ -71,9 +71,8 @@ pub(super) fn shell(name: &str, argv: &[String]) -> Reading {
             .is_some_and(|o| matches!(t.opt(o).name.as_str(), "--version" | "--help"))
     });
     if reads_stdin && !version {
-        r.push(
-            vec![0],
-            Kind::Code,
+        r.stdin_code(
+            argv,
             format!("`{name}` reads its script from standard input, which the policy cannot see"),
         );
     }
@@ -151,9 +150,8 @@ pub(super) fn interpreter(name: &str, argv: &[String]) -> Reading {
     let code_given = r.items.iter().any(|i| i.kind == Kind::Code);
     let script = parsed.operands.first().map(|&i| argv[i].as_str());
     if !info && !code_given && matches!(script, None | Some("-")) {
-        r.push(
-            vec![0],
-            Kind::Code,
+        r.stdin_code(
+            argv,
             format!("`{name}` reads its program from standard input, which the policy cannot see"),
         );
     }

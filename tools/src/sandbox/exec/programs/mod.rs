@@ -85,6 +85,12 @@ impl Reading {
         });
     }
 
+    /// Code read from standard input: no rule can name it (its position is past
+    /// the argv), so only a person's exact approval covers it.
+    fn stdin_code(&mut self, argv: &[String], what: impl Into<String>) {
+        self.push(vec![argv.len()], Kind::Code, what);
+    }
+
     /// Whether it runs other commands or code at all.
     pub fn runs(&self) -> bool {
         self.items.iter().any(|i| {

@@ -177,9 +177,8 @@ pub(super) fn read(name: &str, argv: &[String]) -> Reading {
                 );
             }
         }
-        "sftp" if !parsed.found.iter().any(|f| f.text.starts_with("-b")) => r.push(
-            vec![0],
-            Kind::Code,
+        "sftp" if !parsed.found.iter().any(|f| f.text.starts_with("-b")) => r.stdin_code(
+            argv,
             "`sftp` reads commands (`!cmd` runs a local shell) from its input",
         ),
         "scp" | "rsync" => {
