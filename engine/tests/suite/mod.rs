@@ -1,3 +1,4 @@
+mod always;
 mod crash;
 mod determinism;
 mod faults;
