@@ -1,24 +1,32 @@
 //! `exec_policy`: the shell-command policy (`keel_tools::sandbox::ExecPolicy`).
 //!
-//! The input is a command line. It is checked under four policies (an allowlist
+//! The input is a command line. It is checked under five policies (an allowlist
+//! `["frob *", "ls"]` — `frob` is a program Keel has no model of; an allowlist
 //! `["node *", "ls"]`, with and without a deny rule; `allow-always` with deny rules;
 //! `approval-always`) and in a few constructed forms. Properties:
 //! - never a panic;
 //! - under `approval-always` nothing runs unasked, except what a person allowed
-//!   "always" — and that rule never lets a second command appended to the line run;
+//!   "always" — the exact rule, or the prefix rule when chosen — and neither lets a
+//!   second command appended to the line run, nor the line in another directory;
 //! - a command that runs a denied program is `Denied`, however it is quoted (unless
 //!   the line nests too deeply to be parsed, when it needs a person), and is never
-//!   `Allowed` wherever it sits in the line;
-//! - under the allowlist, an independent, deliberately small POSIX lexer reads the
+//!   `Allowed` wherever it sits in the line — also reached through a runner (awk,
+//!   perl, python, node, sed, find, xargs, env, timeout, git aliases, ...), in
+//!   every mode;
+//! - under the allowlists, an independent, deliberately small POSIX lexer reads the
 //!   line: if it sees an unquoted `$`, backquote, `<`, `>`, `&`, `(`, glob character,
-//!   assignment or a control character, the line is never `Allowed`; if it reads the
-//!   line completely, it is `Allowed` exactly when every simple command's argv
-//!   matches `node *` or `ls`.
+//!   `~` where the shell expands it, an assignment or a control character, the line
+//!   is never `Allowed`; if it reads the line completely, it is `Allowed` under
+//!   `["frob *", "ls"]` exactly when every simple command is `ls` or `frob` with no
+//!   option (a word starting with `-` or `+` before `--`): an option of a program
+//!   the policy has no model of is one it cannot classify, so a person decides;
+//! - an allowlisted program with an option its model does not know is never
+//!   `Allowed` (`node --<input>`, `tar --<input>=x` for inputs that name no option).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use keel_tools::sandbox::{CommandCheck, ExecPolicy};
-use keel_tools::{AllowRule, ExecSecurity};
+use keel_tools::ExecSecurity;
+use keel_tools::sandbox::{CommandCheck, ExecPolicy, exec_always_choices};
 
 const CWD: &str = "/ws";
 const SENTINEL: &str = "keel-fuzz-sentinel";
@@ -26,6 +34,9 @@ const SENTINEL: &str = "keel-fuzz-sentinel";
 /// The policies, compiled once.
 #[derive(Debug)]
 pub struct Policies {
+    unmodelled: ExecPolicy,
+    tar: ExecPolicy,
+    runners_deny: ExecPolicy,
     allowlist: ExecPolicy,
     allowlist_deny: ExecPolicy,
     allow_always_deny: ExecPolicy,
@@ -41,7 +52,15 @@ impl Policies {
             "curl *".to_owned(),
             "git push *".to_owned(),
         ];
+        let runners: Vec<String> = RUNNER_PROGRAMS.iter().map(|p| format!("{p} *")).collect();
         Ok(Self {
+            tar: ExecPolicy::new(ExecSecurity::Allowlist, &["tar *".to_owned()], &[])?,
+            runners_deny: ExecPolicy::new(ExecSecurity::Allowlist, &runners, &deny[..1])?,
+            unmodelled: ExecPolicy::new(
+                ExecSecurity::Allowlist,
+                &["frob *".to_owned(), "ls".to_owned()],
+                &[],
+            )?,
             allowlist: ExecPolicy::new(ExecSecurity::Allowlist, &allow, &[])?,
             allowlist_deny: ExecPolicy::new(ExecSecurity::Allowlist, &allow, &deny[..1])?,
             allow_always_deny: ExecPolicy::new(ExecSecurity::AllowAlways, &[], &deny)?,
@@ -69,6 +88,7 @@ impl Policies {
         self.always_rule(command, &lexed);
 
         let allowlisted = self.allowlist.check(command, CWD, &[]);
+        let unmodelled = self.unmodelled.check(command, CWD, &[]);
         let with_deny = self.allowlist_deny.check(command, CWD, &[]);
         let allow_always = self.allow_always_deny.check(command, CWD, &[]);
         if is_allowed(&with_deny) {
@@ -80,24 +100,33 @@ impl Policies {
 
         match &lexed {
             Lexed::Dangerous(why) => {
-                assert!(
-                    !is_allowed(&allowlisted),
-                    "`{command:?}` has {why} but the allowlist allowed it: {allowlisted:?}"
-                );
+                for check in [&allowlisted, &unmodelled] {
+                    assert!(
+                        !is_allowed(check),
+                        "`{command:?}` has {why} but an allowlist allowed it: {check:?}"
+                    );
+                }
             }
             Lexed::Known(argvs) => {
-                let covered = !argvs.is_empty() && argvs.iter().all(|a| allowlist_matches(a));
+                let covered = !argvs.is_empty() && argvs.iter().all(|a| unmodelled_covers(a));
                 if heredoc_and_substitution(command) {
                     // Not trusted to the parser, even quoted: a person decides.
                     assert!(
-                        !is_allowed(&allowlisted),
-                        "`{command:?}` has a here-document and a substitution: {allowlisted:?}"
+                        !is_allowed(&unmodelled),
+                        "`{command:?}` has a here-document and a substitution: {unmodelled:?}"
                     );
                 } else {
                     assert_eq!(
-                        is_allowed(&allowlisted),
+                        is_allowed(&unmodelled),
                         covered,
-                        "`{command:?}` reads as {argvs:?}; the allowlist said {allowlisted:?}"
+                        "`{command:?}` reads as {argvs:?}; the allowlist said {unmodelled:?}"
+                    );
+                }
+                // Under `node *`, only what the pattern matches can be allowed.
+                if is_allowed(&allowlisted) {
+                    assert!(
+                        argvs.iter().all(|a| allowlist_matches(a)),
+                        "`{command:?}` reads as {argvs:?}, not all `node *` or `ls`: {allowlisted:?}"
                     );
                 }
                 if let Some(argv) = argvs.iter().find(|a| denied_by_rules(a)) {
@@ -128,14 +157,42 @@ impl Policies {
             ),
             "`{command:?}`: its own \"always\" rule {rule:?} does not allow it: {again:?}"
         );
-        let covers_sentinel = matches!(&rule, AllowRule::ExecPrefix { argv } if argv.first().is_some_and(|a| a == SENTINEL));
-        if !command.contains(SENTINEL) && !covers_sentinel && !matches!(lexed, Lexed::Unknown) {
-            let longer = format!("{command}\n{SENTINEL}");
-            let check = p.check(&longer, CWD, &rules);
-            assert!(
-                !is_allowed(&check),
-                "`{command:?}` allowed \"always\" as {rule:?} also allows `{longer:?}`"
-            );
+        let elsewhere = p.check(command, "/elsewhere", &rules);
+        assert!(
+            !is_allowed(&elsewhere),
+            "`{command:?}` allowed \"always\" in {CWD} is also allowed elsewhere: {elsewhere:?}"
+        );
+        // The broader rule a person may choose: the command itself runs (unless a
+        // deny rule stops it or cannot see into it), a second command does not.
+        let choices = exec_always_choices(command, CWD);
+        assert_eq!(choices.first().map(|c| &c.0), Some(&rule));
+        let Some((prefix, words)) = choices.get(1) else {
+            return;
+        };
+        assert!(words.starts_with("any command starting `"), "{words}");
+        let prefixed = [prefix.clone()];
+        let again = p.check(command, CWD, &prefixed);
+        match &again {
+            CommandCheck::Allowed { .. } | CommandCheck::Denied { .. } => {}
+            CommandCheck::NeedsApproval { reason, .. } => assert!(
+                reason.contains("deny rules"),
+                "`{command:?}`: its prefix rule {prefix:?} does not allow it: {again:?}"
+            ),
+        }
+        let elsewhere = p.check(command, "/elsewhere", &prefixed);
+        assert!(
+            !is_allowed(&elsewhere),
+            "`{command:?}` elsewhere: {elsewhere:?}"
+        );
+        if !command.contains(SENTINEL) && !matches!(lexed, Lexed::Unknown) {
+            for rules in [&rules[..], &prefixed[..]] {
+                let longer = format!("{command}\n{SENTINEL}");
+                let check = p.check(&longer, CWD, rules);
+                assert!(
+                    !is_allowed(&check),
+                    "`{command:?}` allowed \"always\" as {rules:?} also allows `{longer:?}`"
+                );
+            }
         }
     }
 
@@ -165,11 +222,60 @@ impl Policies {
                 }
             }
         }
-        // The input as a whole argument of an allowlisted program.
+        // The input as a whole argument of an allowlisted program: node's script
+        // (unless it reads as an option), an operand of a program without a model.
+        let harmless_word =
+            plain && !heredoc_and_substitution(input) && !input.chars().any(is_hidden);
+        let as_option = input.starts_with('-') || input.starts_with('+');
         let line = format!("node {quoted}");
         let check = self.allowlist.check(&line, CWD, &[]);
-        if plain && !heredoc_and_substitution(input) && !input.chars().any(is_hidden) {
+        if harmless_word && !as_option {
             assert!(is_allowed(&check), "`{line:?}` is not allowed: {check:?}");
+        }
+        let line = format!("frob -- {quoted}");
+        let check = self.unmodelled.check(&line, CWD, &[]);
+        if harmless_word {
+            assert!(is_allowed(&check), "`{line:?}` is not allowed: {check:?}");
+        }
+        // The input as an option: of a program without a model, of node (whose
+        // options are all listed), of tar (when it names no tar option).
+        let word: String = input
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        for line in [
+            format!("frob -{quoted}"),
+            format!("frob +{quoted}"),
+            format!("frob x --{quoted} y"),
+        ] {
+            let check = self.unmodelled.check(&line, CWD, &[]);
+            assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
+        }
+        if !word.is_empty() && !TAR_LONG.iter().any(|o| o.starts_with(word.as_str())) {
+            let line = format!("tar -xf a.tar --{word}=x");
+            let check = self.tar.check(&line, CWD, &[]);
+            assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
+        }
+        if !word.is_empty() && !NODE_LONG.contains(&word.as_str()) {
+            let line = format!("node --{word} a.js");
+            let check = self.allowlist.check(&line, CWD, &[]);
+            assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
+        }
+        // A denied program reached through a runner, next to the input: never
+        // allowed, in any mode (here-documents aside, every one of these runs `rm`).
+        for runner in pick(RUNNERS, sample) {
+            let line = format!("{runner} {quoted}");
+            for policy in [
+                &self.allow_always_deny,
+                &self.allowlist_deny,
+                &self.runners_deny,
+            ] {
+                let check = policy.check(&line, CWD, &[]);
+                assert!(
+                    !is_allowed(&check),
+                    "`{line:?}` runs `rm` but was allowed: {check:?}"
+                );
+            }
         }
         let d = "rm -rf /";
         let mut lines = vec![
@@ -256,6 +362,258 @@ fn hash(data: &[u8]) -> usize {
 
 fn is_allowed(check: &CommandCheck) -> bool {
     matches!(check, CommandCheck::Allowed { .. })
+}
+
+/// Ways to reach `rm` through another program; the input is appended to each.
+const RUNNERS: &[&str] = &[
+    "awk 'BEGIN{system(\"rm -rf /\")}'",
+    "perl -e 'unlink \"/x\"'",
+    "python3 -c 'import os; os.remove(\"/x\")'",
+    "node -e 'require(\"fs\").rmSync(\"/x\")'",
+    "sed 'e rm -rf /'",
+    "find / -delete",
+    "find / -exec rm -rf {} ';'",
+    "xargs rm -rf",
+    "env rm -rf",
+    "/usr/bin/env rm -rf",
+    "timeout 5 rm -rf",
+    "nice -n 1 rm -rf",
+    "nohup rm -rf",
+    "git -c alias.x='!rm -rf /' x",
+    "tar -xf a.tar --to-command='rm -rf /'",
+    "ssh -oProxyCommand='rm -rf /' host",
+    "make --eval='x: ; rm -rf /' x",
+    "sort --compress-program='rm -rf /'",
+    "sh -c 'rm -rf /'",
+];
+
+/// The programs `RUNNERS` start with, all allowlisted in `runners_deny`.
+const RUNNER_PROGRAMS: &[&str] = &[
+    "awk", "perl", "python3", "node", "sed", "find", "xargs", "env", "timeout", "nice", "nohup",
+    "git", "tar", "ssh", "make", "sort", "sh",
+];
+
+/// Long options of tar the policy knows (a prefix of one is understood).
+const TAR_LONG: &[&str] = &[
+    "catenate",
+    "concatenate",
+    "create",
+    "diff",
+    "compare",
+    "delete",
+    "append",
+    "list",
+    "test-label",
+    "update",
+    "extract",
+    "get",
+    "show-defaults",
+    "no-recursion",
+    "recursion",
+    "auto-compress",
+    "bzip2",
+    "xz",
+    "lzip",
+    "lzma",
+    "lzop",
+    "gzip",
+    "gunzip",
+    "ungzip",
+    "compress",
+    "uncompress",
+    "zstd",
+    "use-compress-program",
+    "file",
+    "directory",
+    "info-script",
+    "new-volume-script",
+    "to-command",
+    "checkpoint",
+    "checkpoint-action",
+    "rsh-command",
+    "rmt-command",
+    "index-file",
+    "listed-incremental",
+    "incremental",
+    "absolute-names",
+    "blocking-factor",
+    "read-full-records",
+    "ignore-zeros",
+    "ignore-failed-read",
+    "ignore-command-error",
+    "warning",
+    "dereference",
+    "hard-dereference",
+    "format",
+    "keep-old-files",
+    "skip-old-files",
+    "keep-newer-files",
+    "keep-directory-symlink",
+    "overwrite",
+    "overwrite-dir",
+    "no-overwrite-dir",
+    "unlink-first",
+    "recursive-unlink",
+    "remove-files",
+    "to-stdout",
+    "touch",
+    "preserve-permissions",
+    "same-permissions",
+    "no-same-permissions",
+    "same-owner",
+    "no-same-owner",
+    "numeric-owner",
+    "owner",
+    "group",
+    "mode",
+    "mtime",
+    "sort",
+    "strip-components",
+    "transform",
+    "xform",
+    "exclude",
+    "exclude-from",
+    "exclude-vcs",
+    "exclude-vcs-ignores",
+    "exclude-backups",
+    "exclude-caches",
+    "exclude-caches-all",
+    "exclude-caches-under",
+    "exclude-tag",
+    "exclude-tag-all",
+    "exclude-tag-under",
+    "files-from",
+    "null",
+    "no-null",
+    "wildcards",
+    "no-wildcards",
+    "anchored",
+    "no-anchored",
+    "ignore-case",
+    "no-ignore-case",
+    "wildcards-match-slash",
+    "no-wildcards-match-slash",
+    "unquote",
+    "no-unquote",
+    "verbatim-files-from",
+    "no-verbatim-files-from",
+    "verbose",
+    "totals",
+    "utc",
+    "full-time",
+    "check-links",
+    "preserve-order",
+    "same-order",
+    "sparse",
+    "sparse-version",
+    "verify",
+    "interactive",
+    "confirmation",
+    "one-file-system",
+    "one-top-level",
+    "newer",
+    "after-date",
+    "newer-mtime",
+    "starting-file",
+    "tape-length",
+    "multi-volume",
+    "label",
+    "block-number",
+    "quoting-style",
+    "quote-chars",
+    "no-quote-chars",
+    "show-transformed-names",
+    "show-stored-names",
+    "level",
+    "atime-preserve",
+    "delay-directory-restore",
+    "no-delay-directory-restore",
+    "xattrs",
+    "no-xattrs",
+    "xattrs-include",
+    "xattrs-exclude",
+    "selinux",
+    "no-selinux",
+    "acls",
+    "no-acls",
+    "force-local",
+    "no-auto-compress",
+    "occurrence",
+    "backup",
+    "suffix",
+    "volno-file",
+    "record-size",
+    "posix",
+    "old-archive",
+    "portability",
+    "seek",
+    "no-seek",
+    "clamp-mtime",
+    "pax-option",
+    "set-mtime-format",
+    "help",
+    "usage",
+    "version",
+];
+
+/// Long options node has (node takes no abbreviations).
+const NODE_LONG: &[&str] = &[
+    "eval",
+    "print",
+    "require",
+    "import",
+    "loader",
+    "experimental-loader",
+    "interactive",
+    "check",
+    "inspect",
+    "inspect-brk",
+    "inspect-port",
+    "inspect-wait",
+    "env-file",
+    "env-file-if-exists",
+    "test",
+    "watch",
+    "watch-path",
+    "no-warnings",
+    "enable-source-maps",
+    "max-old-space-size",
+    "stack-size",
+    "input-type",
+    "version",
+    "help",
+    "trace-warnings",
+    "trace-deprecation",
+    "pending-deprecation",
+    "throw-deprecation",
+    "abort-on-uncaught-exception",
+    "experimental-vm-modules",
+    "experimental-strip-types",
+    "conditions",
+    "title",
+    "unhandled-rejections",
+    "no-deprecation",
+    "preserve-symlinks",
+    "redirect-warnings",
+    "test-reporter",
+    "test-name-pattern",
+    "test-only",
+    "run",
+    "openssl-config",
+    "icu-data-dir",
+    "report-on-signal",
+];
+
+/// `["frob *", "ls"]` covers `argv`: `ls` alone, or `frob` with no option.
+fn unmodelled_covers(argv: &[String]) -> bool {
+    match argv {
+        [only] if only == "ls" => true,
+        [first, rest @ ..] if first == "frob" => rest
+            .iter()
+            .take_while(|a| *a != "--")
+            .all(|a| !(a.len() > 1 && (a.starts_with('-') || a.starts_with('+')))),
+        _ => false,
+    }
 }
 
 fn allowlist_matches(argv: &[String]) -> bool {
@@ -364,7 +722,11 @@ fn lex(line: &str) -> Lexed {
         }};
     }
 
+    // The previous character this loop read (an escape's `\\`, a quote's opening
+    // quote), as the policy's word reader sees it.
+    let mut last: Option<char> = None;
     while let Some(c) = chars.next() {
+        let before = last.replace(c);
         match c {
             ' ' | '\t' => end_word!(),
             '\n' => {
@@ -400,7 +762,11 @@ fn lex(line: &str) -> Lexed {
             '`' => return Lexed::Dangerous("a command substitution (backquote)"),
             '<' | '>' => return Lexed::Dangerous("a redirection"),
             '(' | ')' => return Lexed::Dangerous("a subshell or substitution"),
-            '*' | '?' | '[' | ']' | '~' => return Lexed::Dangerous("a glob or `~`"),
+            '*' | '?' | '[' | ']' => return Lexed::Dangerous("a glob"),
+            // `~` expands at the start of a word and after `=` or `:`.
+            '~' if word.is_none() || matches!(before, Some('=' | ':')) => {
+                return Lexed::Dangerous("`~` where the shell expands it");
+            }
             '{' | '}' | '!' => return Lexed::Unknown,
             // The shell splits only at space, tab and newline, but a no-break or
             // other Unicode space looks like one to a person: the policy never

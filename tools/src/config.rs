@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::tool::Recovery;
 
 /// Everything `sandbox_tools` needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
     /// Where the tools run. Only `local` exists: the host, confined by the path
@@ -51,21 +51,6 @@ pub struct SandboxConfig {
     pub isolation: IsolationConfig,
     /// What to do with a call a crash interrupted.
     pub recovery: RecoveryConfig,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            env: EnvKind::default(),
-            local: LocalConfig::default(),
-            exec: ExecConfig::default(),
-            file_approval: FileApproval::default(),
-            files: FileLimits::default(),
-            protected_paths: Vec::new(),
-            isolation: IsolationConfig::default(),
-            recovery: RecoveryConfig::default(),
-        }
-    }
 }
 
 /// Where the tools run.

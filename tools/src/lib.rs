@@ -13,13 +13,16 @@
 //! workspace:
 //! - every path goes through one resolver beneath the workspace's directory handle
 //!   (`openat2` with `RESOLVE_BENEATH`), so `..`, absolute paths, symlinks and
-//!   check-then-open races cannot leave it; `.git` and `.keel` cannot be written;
+//!   check-then-open races cannot leave it; `.git`, `.keel` and `keel.toml` at any
+//!   depth, bare-repository layouts and Keel stores cannot be written;
 //! - `exec` commands are parsed with a shell grammar and checked against the policy
-//!   (`approval-always` by default; allowlists match each simple command's argv;
-//!   redirections, substitutions and trampolines always need a person; deny rules
-//!   apply however deeply nested), run in a session of their own with an empty
-//!   stdin and a scrubbed environment, and are killed with every process they
-//!   started at the timeout or when they end;
+//!   (`approval-always` by default; allowlists match each simple command's argv,
+//!   and cover only the words they name plus words the program's own option model
+//!   finds harmless; redirections, substitutions and inline code need a person;
+//!   deny rules apply however deeply nested, through runners too; "always" stores
+//!   the exact command unless the person picks a prefix), run in a session of their
+//!   own with an empty stdin and a small named environment (git hardened), and are
+//!   killed with every process they started at the timeout or when they end;
 //! - optional OS isolation (Landlock, namespaces) confines their writes and cuts
 //!   the network.
 //!

@@ -99,7 +99,9 @@ impl Tool for ExecTool {
                  stdout and stderr, exit code and duration. Standard input is empty, there is \
                  no terminal, and processes left running when the command ends are killed. \
                  The timeout is {} s unless `timeout` says otherwise (at most {} s). Output over \
-                 {} bytes keeps its start and end. Commands may need a person's approval.",
+                 {} bytes keeps its start and end. Commands may need a person's approval: \
+                 inline code, options that run commands or write outside the workspace, and \
+                 options of programs the policy does not know are shown to a person first.",
                 exec.shell.display(),
                 exec.timeout_secs,
                 exec.max_timeout_secs,

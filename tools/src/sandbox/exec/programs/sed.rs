@@ -30,11 +30,12 @@ pub(super) fn read(argv: &[String]) -> Reading {
         .collect();
     let has_file = parsed.found.iter().any(|f| is(f, "--file"));
     let mut files = parsed.operands.as_slice();
-    if scripts.is_empty() && !has_file {
-        if let Some((&first, rest)) = files.split_first() {
-            scripts.push((vec![first], argv[first].clone()));
-            files = rest;
-        }
+    if scripts.is_empty()
+        && !has_file
+        && let Some((&first, rest)) = files.split_first()
+    {
+        scripts.push((vec![first], argv[first].clone()));
+        files = rest;
     }
     if !sandbox {
         for (at, script) in scripts {
