@@ -11,3 +11,4 @@ mod sec_options;
 mod sec_paths;
 mod sec_repos;
 mod sec_run;
+mod sec_runners;

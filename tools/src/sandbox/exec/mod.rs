@@ -17,6 +17,7 @@ pub(crate) mod procs;
 pub(crate) mod programs;
 pub(crate) mod repo;
 pub(crate) mod trampoline;
+pub(crate) mod words;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
