@@ -249,11 +249,15 @@ impl Policies {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        for line in [
-            format!("frob -{quoted}"),
-            format!("frob +{quoted}"),
-            format!("frob x --{quoted} y"),
+        for (line, word) in [
+            (format!("frob -{quoted}"), format!("-{input}")),
+            (format!("frob +{quoted}"), format!("+{input}")),
+            (format!("frob x --{quoted} y"), format!("--{input}")),
         ] {
+            // `-`, `+` alone are operands and `--` ends the options.
+            if matches!(word.as_str(), "-" | "+" | "--") {
+                continue;
+            }
             let check = self.unmodelled.check(&line, CWD, &[]);
             assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
         }

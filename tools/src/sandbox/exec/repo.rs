@@ -64,7 +64,9 @@ pub(crate) fn gate(sandbox: &Sandbox, command: &str, cwd: &str, because: String)
 
 /// Why running `argv` (a git command) in `cwd` needs a person, if it does.
 pub(crate) fn check(argv: &[String], cwd: &Path, env: &[(OsString, OsString)]) -> Option<String> {
-    let mut cmd = Command::new(&argv[0]);
+    // Always the `git` on PATH: the repository's config is the same for any git,
+    // and a `git` the agent wrote must not run before a person approves it.
+    let mut cmd = Command::new("git");
     cmd.args(git_discovery(argv))
         .args(["config", "--list", "--show-scope", "-z"])
         .current_dir(cwd)
