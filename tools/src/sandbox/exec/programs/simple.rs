@@ -180,6 +180,9 @@ pub(super) fn model(name: &str) -> Option<Model> {
         });
     }
     let (table, syntax, operands) = match name {
+        // Its options are harmless, but their spelling is its own (`-cols 8`): every
+        // operand after the input is judged as written.
+        "xxd" => (table!("help version"), ANY, Operands::AfterFirstWritten),
         "printf" => (table!("v=!R help version"), POSIX, Operands::Read),
         "sort" => (
             table!(

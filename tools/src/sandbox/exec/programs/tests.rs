@@ -141,6 +141,10 @@ fn coreutils_options() {
         vec![Kind::Target("/dev/sda".into())]
     );
     assert_eq!(kinds("dd if=x oflag=direct"), vec![]);
+    assert_eq!(
+        kinds("xxd -cols 8 in /etc/x"),
+        vec![Kind::Target("in".into()), Kind::Target("/etc/x".into())]
+    );
 }
 
 #[test]
