@@ -6,7 +6,8 @@ pub const RUNNERS: &[&str] = &[
     "perl -e 'unlink \"/x\"'",
     "python3 -c 'import os; os.remove(\"/x\")'",
     "node -e 'require(\"fs\").rmSync(\"/x\")'",
-    "sed 'e rm -rf /'",
+    // `--`: an appended `--sandbox` would (truly) stop sed from running it.
+    "sed -e 'e rm -rf /' --",
     "find / -delete",
     "find / -exec rm -rf {} ';'",
     "xargs rm -rf",

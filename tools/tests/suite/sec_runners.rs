@@ -44,6 +44,11 @@ const RUNNERS: &[(&[&str], &str, &str)] = &[
     (&["sed *"], "sed 's/a/touch x/e' f", "`s///e`"),
     (&["sed *"], "sed -n 'w /tmp/x' f", "writes a file"),
     (&["sed *"], "sed 's/[/]/x/w /tmp/y' f", "`s///w`"),
+    (
+        &["sed *"],
+        "sed -n ':l e touch x' f",
+        "runs a command (`e`)",
+    ),
     (&["sed *"], "sed -i 's/a/b/' f", "--in-place"),
     (&["sed -i *"], "sed -i 's/a/b/e' f", "`s///e`"),
     (
@@ -273,6 +278,8 @@ const REAL: &[(&str, &str)] = &[
     ("sed '1e touch T9' f", "T9"),
     ("sed 's/a/touch T10/e' f", "T10"),
     ("sed 's/[/]/x/w T11' f", "T11"),
+    ("sed -n ':l e touch T33' f", "T33"),
+    ("sed -n 'v 4.2 e touch T34' f", "T34"),
     ("awk 'BEGIN{system(\"touch T12\")}'", "T12"),
     ("make --ev='all: ; touch T13' all", "T13"),
     ("sort --out=T14 f", "T14"),
