@@ -7,18 +7,18 @@ use serde_json::json;
 
 use super::common::*;
 
-fn allowlist(patterns: &[&str]) -> Ws {
+pub(super) fn allowlist(patterns: &[&str]) -> Ws {
     Ws::with(|c| {
         c.exec.security = ExecSecurity::Allowlist;
         c.exec.allowlist = patterns.iter().map(|p| (*p).to_owned()).collect();
     })
 }
 
-fn verdict(ws: &Ws, command: &str) -> Approval {
+pub(super) fn verdict(ws: &Ws, command: &str) -> Approval {
     ws.approval("exec", json!({ "command": command }))
 }
 
-fn reason(ws: &Ws, command: &str) -> String {
+pub(super) fn reason(ws: &Ws, command: &str) -> String {
     match verdict(ws, command) {
         Approval::Needed(form) => match form.context {
             FormContext::Command { reason, .. } => reason,

@@ -3,31 +3,11 @@
 //! catalogue's "command" and "file write" entries for the programs on this machine;
 //! each is also run for real (under `allow-always`) to show it does what it says.
 
-use keel_tools::{Approval, ExecSecurity, FormContext};
+use keel_tools::{Approval, ExecSecurity};
 use serde_json::json;
 
 use super::common::*;
-
-fn allowlist(patterns: &[&str]) -> Ws {
-    Ws::with(|c| {
-        c.exec.security = ExecSecurity::Allowlist;
-        c.exec.allowlist = patterns.iter().map(|p| (*p).to_owned()).collect();
-    })
-}
-
-fn verdict(ws: &Ws, command: &str) -> Approval {
-    ws.approval("exec", json!({ "command": command }))
-}
-
-fn reason(ws: &Ws, command: &str) -> String {
-    match verdict(ws, command) {
-        Approval::Needed(form) => match form.context {
-            FormContext::Command { reason, .. } => reason,
-            other => panic!("{other:?}"),
-        },
-        other => panic!("`{command}` should need a person, got {other:?}"),
-    }
-}
+use super::sec_options::{allowlist, reason, verdict};
 
 /// (allowlist, command, what the reason names): programs that run code or write
 /// files from their arguments need a person unless the rule names the exact form.

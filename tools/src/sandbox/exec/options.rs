@@ -280,11 +280,7 @@ fn long_option(
         },
     };
     let next = at.last().map_or(i, |l| *l) + 1;
-    let text = at
-        .iter()
-        .map(|j| argv[*j].as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = words(argv, &at);
     p.found.push(Found {
         at,
         opt,
@@ -293,6 +289,14 @@ fn long_option(
         ambiguous: false,
     });
     next
+}
+
+/// The words at `at`, as written.
+fn words(argv: &[String], at: &[usize]) -> String {
+    at.iter()
+        .map(|j| argv[*j].as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn short_cluster(table: &Table, argv: &[String], i: usize, p: &mut Parsed) -> usize {
@@ -346,11 +350,7 @@ fn short_cluster(table: &Table, argv: &[String], i: usize, p: &mut Parsed) -> us
                 } else {
                     (None, vec![i])
                 };
-                let text = at
-                    .iter()
-                    .map(|j| argv[*j].as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let text = words(argv, &at);
                 p.found.push(Found {
                     at,
                     opt: Some(o),

@@ -378,8 +378,9 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// Removes `.` and resolves `..` by text, for comparing a configured path with the
-/// paths a model gives (never for access decisions, which the kernel makes).
-fn normalize(p: &Path) -> PathBuf {
+/// paths a model gives, and for judging the paths a command names (never for access
+/// decisions of the file tools, which the kernel makes).
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

@@ -181,12 +181,8 @@ fn is_newer_xy(p: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn kinds(line: &str) -> Vec<Kind> {
-        let argv: Vec<String> = line.split(' ').map(String::from).collect();
-        read(&argv).items.into_iter().map(|i| i.kind).collect()
-    }
+    use super::super::Kind;
+    use super::super::tests::kinds;
 
     #[test]
     fn actions() {

@@ -397,13 +397,8 @@ fn config_reads_only(argv: &[String], sub: usize, ops: &[usize]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::read;
-    use super::*;
-
-    fn kinds(line: &str) -> Vec<Kind> {
-        let argv: Vec<String> = line.split(' ').map(String::from).collect();
-        read(&argv).items.into_iter().map(|i| i.kind).collect()
-    }
+    use super::super::Kind;
+    use super::super::tests::kinds;
 
     #[test]
     fn options_that_run_commands() {

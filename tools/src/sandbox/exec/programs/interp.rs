@@ -160,13 +160,8 @@ pub(super) fn interpreter(name: &str, argv: &[String]) -> Reading {
 
 #[cfg(test)]
 mod tests {
-    use super::super::read;
-    use super::*;
-
-    fn kinds(line: &str) -> Vec<Kind> {
-        let argv: Vec<String> = line.split(' ').map(String::from).collect();
-        read(&argv).items.into_iter().map(|i| i.kind).collect()
-    }
+    use super::super::Kind;
+    use super::super::tests::kinds;
 
     #[test]
     fn scripts_run_inline_code_does_not() {

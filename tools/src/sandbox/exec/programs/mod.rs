@@ -26,7 +26,9 @@ mod sed;
 mod simple;
 mod wrap;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
+
+use crate::sandbox::workspace::normalize;
 
 pub(crate) use git::discovery as git_discovery;
 
@@ -141,21 +143,6 @@ impl Place<'_> {
             Err(_) => Some(format!("`{word}` is outside the workspace")),
         }
     }
-}
-
-/// Resolves `.` and `..` by text.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Reads one simple command.

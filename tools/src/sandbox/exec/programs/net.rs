@@ -231,13 +231,8 @@ fn remote(p: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::read;
-    use super::*;
-
-    fn kinds(line: &str) -> Vec<Kind> {
-        let argv: Vec<String> = line.split(' ').map(String::from).collect();
-        read(&argv).items.into_iter().map(|i| i.kind).collect()
-    }
+    use super::super::Kind;
+    use super::super::tests::kinds;
 
     #[test]
     fn ssh_options_by_key() {

@@ -6,7 +6,8 @@ fn argv(line: &str) -> Vec<String> {
     line.split(' ').map(String::from).collect()
 }
 
-fn kinds(line: &str) -> Vec<Kind> {
+/// What `line` (words split at single spaces) reads as, kind by kind.
+pub(super) fn kinds(line: &str) -> Vec<Kind> {
     read(&argv(line))
         .items
         .into_iter()
