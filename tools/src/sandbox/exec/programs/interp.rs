@@ -82,7 +82,7 @@ pub(super) fn shell(name: &str, argv: &[String]) -> Reading {
 fn interpreter_table(name: &str) -> Option<(&'static Table, Syntax)> {
     let t = match name {
         "python" | "python2" | "python3" => table!(
-            "c=!R m=!R W= X= O B b d E h,help I i P q R s S u v V,version x \
+            "c=!R m=!U W= X= O B b d E h,help I i P q R s S u v V,version x \
              check-hash-based-pycs= help-env help-xoptions help-all"
         ),
         "perl" => table!(
