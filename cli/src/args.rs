@@ -230,11 +230,16 @@ pub struct ApproveArgs {
     #[arg(long)]
     pub step: Option<String>,
     /// Deny instead of approving.
-    #[arg(long, conflicts_with = "always")]
+    #[arg(long, conflicts_with_all = ["always", "always_prefix"])]
     pub deny: bool,
-    /// Approve this kind of call for the rest of the run.
+    /// Approve, and allow exactly this call again for the rest of the run (for a
+    /// command: this command line in this directory).
     #[arg(long)]
     pub always: bool,
+    /// Approve, and allow for the rest of the run any command that starts with this
+    /// one's words, in the same directory (its further arguments are still checked).
+    #[arg(long, conflicts_with = "always")]
+    pub always_prefix: bool,
     /// A note fed back to the model.
     #[arg(long)]
     pub note: Option<String>,

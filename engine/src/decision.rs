@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use keel_tools::ApprovalForm;
+use keel_tools::{AllowRule, ApprovalForm};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CallId, StepKey};
@@ -17,6 +17,10 @@ pub struct Decision {
     pub note: Option<String>,
     /// Approve this and every later call the tool's rule covers, for this run.
     pub always: bool,
+    /// With `always`: the rule to remember, one of those the tool offers for this
+    /// call (`Tool::always_rules`); `None` remembers the first (narrowest) one. A
+    /// rule the tool does not offer is refused.
+    pub rule: Option<AllowRule>,
     /// For a question: the answers, a JSON object of field names to values.
     pub answer: Option<serde_json::Value>,
     /// The digest of the form the person was shown; the decision is refused if the
@@ -56,10 +60,20 @@ impl Decision {
         self
     }
 
-    /// Approve this kind of call for the rest of the run.
+    /// Approve calls like this one for the rest of the run: the narrowest rule the
+    /// tool offers (for `exec`, exactly this command in this directory).
     #[must_use]
     pub fn always(mut self) -> Self {
         self.always = true;
+        self
+    }
+
+    /// Approve, remembering `rule` (one the tool offers for this call, chosen by the
+    /// person after seeing its words) for the rest of the run.
+    #[must_use]
+    pub fn always_as(mut self, rule: AllowRule) -> Self {
+        self.always = true;
+        self.rule = Some(rule);
         self
     }
 

@@ -1,24 +1,38 @@
 //! `exec_policy`: the shell-command policy (`keel_tools::sandbox::ExecPolicy`).
 //!
-//! The input is a command line. It is checked under four policies (an allowlist
+//! The input is a command line. It is checked under five policies (an allowlist
+//! `["frob *", "ls"]` — `frob` is a program Keel has no model of; an allowlist
 //! `["node *", "ls"]`, with and without a deny rule; `allow-always` with deny rules;
 //! `approval-always`) and in a few constructed forms. Properties:
 //! - never a panic;
 //! - under `approval-always` nothing runs unasked, except what a person allowed
-//!   "always" — and that rule never lets a second command appended to the line run;
+//!   "always" — the exact rule, or the prefix rule when chosen — and neither lets a
+//!   second command appended to the line run, nor the line in another directory;
 //! - a command that runs a denied program is `Denied`, however it is quoted (unless
 //!   the line nests too deeply to be parsed, when it needs a person), and is never
-//!   `Allowed` wherever it sits in the line;
-//! - under the allowlist, an independent, deliberately small POSIX lexer reads the
+//!   `Allowed` wherever it sits in the line — also reached through a runner (awk,
+//!   perl, python, node, sed, find, xargs, env, timeout, git aliases, ...), in
+//!   every mode;
+//! - under the allowlists, an independent, deliberately small POSIX lexer reads the
 //!   line: if it sees an unquoted `$`, backquote, `<`, `>`, `&`, `(`, glob character,
-//!   assignment or a control character, the line is never `Allowed`; if it reads the
-//!   line completely, it is `Allowed` exactly when every simple command's argv
-//!   matches `node *` or `ls`.
+//!   `~` where the shell expands it, an assignment or a control character, the line
+//!   is never `Allowed`; if it reads the line completely, it is `Allowed` under
+//!   `["frob *", "ls"]` exactly when every simple command is `ls` or `frob` with no
+//!   option (a word starting with `-` or `+` before `--`): an option of a program
+//!   the policy has no model of is one it cannot classify, so a person decides;
+//! - an allowlisted program with an option its model does not know is never
+//!   `Allowed` (`node --<input>`, `tar --<input>=x` for inputs that name no option).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use keel_tools::sandbox::{CommandCheck, ExecPolicy};
-use keel_tools::{AllowRule, ExecSecurity};
+use keel_tools::ExecSecurity;
+
+mod lexer;
+mod tables;
+
+use keel_tools::sandbox::{CommandCheck, ExecPolicy, exec_always_choices};
+use lexer::{Lexed, is_hidden, lex};
+use tables::{NODE_LONG, RUNNER_PROGRAMS, RUNNERS, TAR_LONG};
 
 const CWD: &str = "/ws";
 const SENTINEL: &str = "keel-fuzz-sentinel";
@@ -26,6 +40,9 @@ const SENTINEL: &str = "keel-fuzz-sentinel";
 /// The policies, compiled once.
 #[derive(Debug)]
 pub struct Policies {
+    unmodelled: ExecPolicy,
+    tar: ExecPolicy,
+    runners_deny: ExecPolicy,
     allowlist: ExecPolicy,
     allowlist_deny: ExecPolicy,
     allow_always_deny: ExecPolicy,
@@ -41,7 +58,15 @@ impl Policies {
             "curl *".to_owned(),
             "git push *".to_owned(),
         ];
+        let runners: Vec<String> = RUNNER_PROGRAMS.iter().map(|p| format!("{p} *")).collect();
         Ok(Self {
+            tar: ExecPolicy::new(ExecSecurity::Allowlist, &["tar *".to_owned()], &[])?,
+            runners_deny: ExecPolicy::new(ExecSecurity::Allowlist, &runners, &deny[..1])?,
+            unmodelled: ExecPolicy::new(
+                ExecSecurity::Allowlist,
+                &["frob *".to_owned(), "ls".to_owned()],
+                &[],
+            )?,
             allowlist: ExecPolicy::new(ExecSecurity::Allowlist, &allow, &[])?,
             allowlist_deny: ExecPolicy::new(ExecSecurity::Allowlist, &allow, &deny[..1])?,
             allow_always_deny: ExecPolicy::new(ExecSecurity::AllowAlways, &[], &deny)?,
@@ -69,6 +94,7 @@ impl Policies {
         self.always_rule(command, &lexed);
 
         let allowlisted = self.allowlist.check(command, CWD, &[]);
+        let unmodelled = self.unmodelled.check(command, CWD, &[]);
         let with_deny = self.allowlist_deny.check(command, CWD, &[]);
         let allow_always = self.allow_always_deny.check(command, CWD, &[]);
         if is_allowed(&with_deny) {
@@ -80,24 +106,33 @@ impl Policies {
 
         match &lexed {
             Lexed::Dangerous(why) => {
-                assert!(
-                    !is_allowed(&allowlisted),
-                    "`{command:?}` has {why} but the allowlist allowed it: {allowlisted:?}"
-                );
+                for check in [&allowlisted, &unmodelled] {
+                    assert!(
+                        !is_allowed(check),
+                        "`{command:?}` has {why} but an allowlist allowed it: {check:?}"
+                    );
+                }
             }
             Lexed::Known(argvs) => {
-                let covered = !argvs.is_empty() && argvs.iter().all(|a| allowlist_matches(a));
+                let covered = !argvs.is_empty() && argvs.iter().all(|a| unmodelled_covers(a));
                 if heredoc_and_substitution(command) {
                     // Not trusted to the parser, even quoted: a person decides.
                     assert!(
-                        !is_allowed(&allowlisted),
-                        "`{command:?}` has a here-document and a substitution: {allowlisted:?}"
+                        !is_allowed(&unmodelled),
+                        "`{command:?}` has a here-document and a substitution: {unmodelled:?}"
                     );
                 } else {
                     assert_eq!(
-                        is_allowed(&allowlisted),
+                        is_allowed(&unmodelled),
                         covered,
-                        "`{command:?}` reads as {argvs:?}; the allowlist said {allowlisted:?}"
+                        "`{command:?}` reads as {argvs:?}; the allowlist said {unmodelled:?}"
+                    );
+                }
+                // Under `node *`, only what the pattern matches can be allowed.
+                if is_allowed(&allowlisted) {
+                    assert!(
+                        argvs.iter().all(|a| allowlist_matches(a)),
+                        "`{command:?}` reads as {argvs:?}, not all `node *` or `ls`: {allowlisted:?}"
                     );
                 }
                 if let Some(argv) = argvs.iter().find(|a| denied_by_rules(a)) {
@@ -128,14 +163,42 @@ impl Policies {
             ),
             "`{command:?}`: its own \"always\" rule {rule:?} does not allow it: {again:?}"
         );
-        let covers_sentinel = matches!(&rule, AllowRule::ExecPrefix { argv } if argv.first().is_some_and(|a| a == SENTINEL));
-        if !command.contains(SENTINEL) && !covers_sentinel && !matches!(lexed, Lexed::Unknown) {
-            let longer = format!("{command}\n{SENTINEL}");
-            let check = p.check(&longer, CWD, &rules);
-            assert!(
-                !is_allowed(&check),
-                "`{command:?}` allowed \"always\" as {rule:?} also allows `{longer:?}`"
-            );
+        let elsewhere = p.check(command, "/elsewhere", &rules);
+        assert!(
+            !is_allowed(&elsewhere),
+            "`{command:?}` allowed \"always\" in {CWD} is also allowed elsewhere: {elsewhere:?}"
+        );
+        // The broader rule a person may choose: the command itself runs (unless a
+        // deny rule stops it or cannot see into it), a second command does not.
+        let choices = exec_always_choices(command, CWD);
+        assert_eq!(choices.first().map(|c| &c.0), Some(&rule));
+        let Some((prefix, words)) = choices.get(1) else {
+            return;
+        };
+        assert!(words.starts_with("any command starting `"), "{words}");
+        let prefixed = [prefix.clone()];
+        let again = p.check(command, CWD, &prefixed);
+        match &again {
+            CommandCheck::Allowed { .. } | CommandCheck::Denied { .. } => {}
+            CommandCheck::NeedsApproval { reason, .. } => assert!(
+                reason.contains("deny rules"),
+                "`{command:?}`: its prefix rule {prefix:?} does not allow it: {again:?}"
+            ),
+        }
+        let elsewhere = p.check(command, "/elsewhere", &prefixed);
+        assert!(
+            !is_allowed(&elsewhere),
+            "`{command:?}` elsewhere: {elsewhere:?}"
+        );
+        if !command.contains(SENTINEL) && !matches!(lexed, Lexed::Unknown) {
+            for rules in [&rules[..], &prefixed[..]] {
+                let longer = format!("{command}\n{SENTINEL}");
+                let check = p.check(&longer, CWD, rules);
+                assert!(
+                    !is_allowed(&check),
+                    "`{command:?}` allowed \"always\" as {rules:?} also allows `{longer:?}`"
+                );
+            }
         }
     }
 
@@ -165,11 +228,64 @@ impl Policies {
                 }
             }
         }
-        // The input as a whole argument of an allowlisted program.
+        // The input as a whole argument of an allowlisted program: node's script
+        // (unless it reads as an option), an operand of a program without a model.
+        let harmless_word =
+            plain && !heredoc_and_substitution(input) && !input.chars().any(is_hidden);
+        let as_option = input.starts_with('-') || input.starts_with('+');
         let line = format!("node {quoted}");
         let check = self.allowlist.check(&line, CWD, &[]);
-        if plain && !heredoc_and_substitution(input) && !input.chars().any(is_hidden) {
+        if harmless_word && !as_option {
             assert!(is_allowed(&check), "`{line:?}` is not allowed: {check:?}");
+        }
+        let line = format!("frob -- {quoted}");
+        let check = self.unmodelled.check(&line, CWD, &[]);
+        if harmless_word {
+            assert!(is_allowed(&check), "`{line:?}` is not allowed: {check:?}");
+        }
+        // The input as an option: of a program without a model, of node (whose
+        // options are all listed), of tar (when it names no tar option).
+        let word: String = input
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        for (line, word) in [
+            (format!("frob -{quoted}"), format!("-{input}")),
+            (format!("frob +{quoted}"), format!("+{input}")),
+            (format!("frob x --{quoted} y"), format!("--{input}")),
+        ] {
+            // `-`, `+` alone are operands and `--` ends the options.
+            if matches!(word.as_str(), "-" | "+" | "--") {
+                continue;
+            }
+            let check = self.unmodelled.check(&line, CWD, &[]);
+            assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
+        }
+        if !word.is_empty() && !TAR_LONG.iter().any(|o| o.starts_with(word.as_str())) {
+            let line = format!("tar -xf a.tar --{word}=x");
+            let check = self.tar.check(&line, CWD, &[]);
+            assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
+        }
+        if !word.is_empty() && !NODE_LONG.contains(&word.as_str()) {
+            let line = format!("node --{word} a.js");
+            let check = self.allowlist.check(&line, CWD, &[]);
+            assert!(!is_allowed(&check), "`{line:?}` was allowed: {check:?}");
+        }
+        // A denied program reached through a runner, next to the input: never
+        // allowed, in any mode (here-documents aside, every one of these runs `rm`).
+        for runner in pick(RUNNERS, sample) {
+            let line = format!("{runner} {quoted}");
+            for policy in [
+                &self.allow_always_deny,
+                &self.allowlist_deny,
+                &self.runners_deny,
+            ] {
+                let check = policy.check(&line, CWD, &[]);
+                assert!(
+                    !is_allowed(&check),
+                    "`{line:?}` runs `rm` but was allowed: {check:?}"
+                );
+            }
         }
         let d = "rm -rf /";
         let mut lines = vec![
@@ -258,6 +374,18 @@ fn is_allowed(check: &CommandCheck) -> bool {
     matches!(check, CommandCheck::Allowed { .. })
 }
 
+/// `["frob *", "ls"]` covers `argv`: `ls` alone, or `frob` with no option.
+fn unmodelled_covers(argv: &[String]) -> bool {
+    match argv {
+        [only] if only == "ls" => true,
+        [first, rest @ ..] if first == "frob" => rest
+            .iter()
+            .take_while(|a| *a != "--")
+            .all(|a| !(a.len() > 1 && (a.starts_with('-') || a.starts_with('+')))),
+        _ => false,
+    }
+}
+
 fn allowlist_matches(argv: &[String]) -> bool {
     match argv {
         [first, ..] if first == "node" => true,
@@ -277,194 +405,6 @@ fn denied_by_rules(argv: &[String]) -> bool {
 /// `text` as one single-quoted shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
-}
-
-/// Characters the policy treats as hiding what runs (it is stricter than the shell).
-fn is_hidden(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c as u32, 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2069 | 0xFEFF)
-}
-
-/// What the small lexer made of a line.
-#[derive(Debug)]
-enum Lexed {
-    /// Every simple command's argv.
-    Known(Vec<Vec<String>>),
-    /// It uses something the allowlist must never cover.
-    Dangerous(&'static str),
-    /// Outside the small language: no claim.
-    Unknown,
-}
-
-/// Reads a line as POSIX `sh` would, for the subset of the language made of words
-/// (plain characters, single and double quotes, backslashes), `;`, `&&`, `||`, `|`,
-/// newlines and comments.
-fn lex(line: &str) -> Lexed {
-    if line.chars().any(is_hidden) {
-        return Lexed::Dangerous("a control or invisible character");
-    }
-    let mut argvs: Vec<Vec<String>> = Vec::new();
-    let mut argv: Vec<String> = Vec::new();
-    // The word being read: its text, and its raw form (for reserved words).
-    let mut word: Option<(String, String)> = None;
-    // An operator that needs a command after it (`|`, `&&`, `||`).
-    let mut pending = false;
-    let mut chars = line.chars().peekable();
-
-    fn end_word(word: &mut Option<(String, String)>, argv: &mut Vec<String>) -> Result<(), Lexed> {
-        if let Some((text, raw)) = word.take() {
-            if argv.is_empty() {
-                const RESERVED: [&str; 20] = [
-                    "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while",
-                    "until", "for", "in", "function", "select", "time", "[[", "]]", "!", "coproc",
-                ];
-                if RESERVED.contains(&raw.as_str()) {
-                    return Err(Lexed::Unknown);
-                }
-                if let Some((name, _)) = raw.split_once('=') {
-                    let mut cs = name.chars();
-                    if cs
-                        .next()
-                        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-                        && cs.all(|c| c == '_' || c.is_ascii_alphanumeric())
-                    {
-                        return Err(Lexed::Dangerous("an assignment"));
-                    }
-                    return Err(Lexed::Unknown);
-                }
-            }
-            argv.push(text);
-        }
-        Ok(())
-    }
-
-    macro_rules! end_word {
-        () => {
-            if let Err(l) = end_word(&mut word, &mut argv) {
-                return l;
-            }
-        };
-    }
-    macro_rules! push {
-        ($raw:expr, $text:expr) => {{
-            let w = word.get_or_insert_with(Default::default);
-            w.0.push_str($text);
-            w.1.push_str($raw);
-        }};
-    }
-    // Ends a simple command at an operator; `needs_next` for `|`, `&&`, `||`.
-    macro_rules! end_command {
-        ($needs_next:expr) => {{
-            end_word!();
-            if argv.is_empty() {
-                return Lexed::Unknown;
-            }
-            argvs.push(std::mem::take(&mut argv));
-            pending = $needs_next;
-        }};
-    }
-
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' => end_word!(),
-            '\n' => {
-                end_word!();
-                if !argv.is_empty() {
-                    argvs.push(std::mem::take(&mut argv));
-                    pending = false;
-                }
-            }
-            ';' => {
-                if chars.peek() == Some(&';') {
-                    return Lexed::Unknown;
-                }
-                end_command!(false);
-            }
-            '|' => match chars.peek() {
-                Some('|') => {
-                    chars.next();
-                    end_command!(true);
-                }
-                Some('&') => return Lexed::Unknown,
-                _ => end_command!(true),
-            },
-            '&' => {
-                if chars.peek() == Some(&'&') {
-                    chars.next();
-                    end_command!(true);
-                } else {
-                    return Lexed::Dangerous("a background job or redirection (`&`)");
-                }
-            }
-            '$' => return Lexed::Dangerous("an expansion (`$`)"),
-            '`' => return Lexed::Dangerous("a command substitution (backquote)"),
-            '<' | '>' => return Lexed::Dangerous("a redirection"),
-            '(' | ')' => return Lexed::Dangerous("a subshell or substitution"),
-            '*' | '?' | '[' | ']' | '~' => return Lexed::Dangerous("a glob or `~`"),
-            '{' | '}' | '!' => return Lexed::Unknown,
-            // The shell splits only at space, tab and newline, but a no-break or
-            // other Unicode space looks like one to a person: the policy never
-            // takes a word with one outside quotes as plain.
-            c if c.is_whitespace() => return Lexed::Dangerous("a Unicode space outside quotes"),
-            '#' if word.is_none() => {
-                while chars.peek().is_some_and(|&c| c != '\n') {
-                    chars.next();
-                }
-            }
-            '\\' => match chars.next() {
-                Some('\n') => {}
-                Some(x) => push!(&format!("\\{x}"), &x.to_string()),
-                None => return Lexed::Unknown,
-            },
-            '\'' => {
-                let mut text = String::new();
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => text.push(x),
-                        None => return Lexed::Unknown,
-                    }
-                }
-                push!(&format!("'{text}'"), &text);
-            }
-            '"' => {
-                let mut text = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('$') => return Lexed::Dangerous("an expansion in double quotes"),
-                        Some('`') => return Lexed::Dangerous("a backquote in double quotes"),
-                        Some('\\') => match chars.next() {
-                            Some(x @ ('"' | '\\' | '$' | '`')) => text.push(x),
-                            Some('\n') => {}
-                            Some(x) => {
-                                text.push('\\');
-                                text.push(x);
-                            }
-                            None => return Lexed::Unknown,
-                        },
-                        Some(x) => text.push(x),
-                        None => return Lexed::Unknown,
-                    }
-                }
-                push!("\"…\"", &text);
-            }
-            x => {
-                let s = x.to_string();
-                push!(&s, &s);
-            }
-        }
-        if pending && !argv.is_empty() {
-            pending = false;
-        }
-    }
-    end_word!();
-    if !argv.is_empty() {
-        argvs.push(argv);
-    } else if pending {
-        return Lexed::Unknown;
-    }
-    Lexed::Known(argvs)
 }
 
 /// The policy does not trust the parser with a here-document operator next to a

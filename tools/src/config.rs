@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::tool::Recovery;
 
 /// Everything `sandbox_tools` needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
     /// Where the tools run. Only `local` exists: the host, confined by the path
@@ -40,28 +40,17 @@ pub struct SandboxConfig {
     pub file_approval: FileApproval,
     /// Limits of `read`, `write`, `edit`, `glob` and `grep`.
     pub files: FileLimits,
-    /// Paths (globs relative to the workspace root) that `write` and `edit` may never
-    /// create or change, nor anything beneath them.
+    /// Further paths that `write` and `edit` may never create or change, nor
+    /// anything beneath them. A pattern without `/` matches a name at any depth
+    /// (`secrets`, `*.pem`); one with `/` is a glob from the workspace root
+    /// (`config/prod/**`; `**/x/y` for any depth). Always protected, whatever this
+    /// says: `.git`, `.keel` and `keel.toml` at any depth, directories laid out as a
+    /// bare git repository, and Keel stores.
     pub protected_paths: Vec<String>,
     /// OS isolation of `exec` commands.
     pub isolation: IsolationConfig,
     /// What to do with a call a crash interrupted.
     pub recovery: RecoveryConfig,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            env: EnvKind::default(),
-            local: LocalConfig::default(),
-            exec: ExecConfig::default(),
-            file_approval: FileApproval::default(),
-            files: FileLimits::default(),
-            protected_paths: DEFAULT_PROTECTED.iter().map(|s| (*s).to_owned()).collect(),
-            isolation: IsolationConfig::default(),
-            recovery: RecoveryConfig::default(),
-        }
-    }
 }
 
 /// Where the tools run.
@@ -166,26 +155,40 @@ impl Default for ExecConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnvInherit {
-    /// All variables except those matching `exclude`.
-    #[default]
+    /// All variables except those matching `exclude` (an explicit choice: a secret
+    /// under a name no pattern catches reaches every command).
     All,
     /// Only `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `LANG`, `LC_*`, `TERM`, `TZ`
-    /// and `TMPDIR`.
+    /// and `TMPDIR` (the default), plus `passthrough` and `secrets`.
+    #[default]
     Core,
     /// None (only `passthrough` and `set`).
     None,
 }
 
 /// The environment commands see.
+///
+/// ```toml
+/// [exec.env]
+/// passthrough = ["CI", "NODE_ENV"]   # host variables commands also get
+/// secrets = ["NPM_TOKEN"]            # host secrets commands get (masked in output)
+/// set = { RUST_LOG = "info" }
+/// # inherit = "all"                  # everything but `exclude` (not recommended)
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecEnvConfig {
-    /// Which host variables to start from.
+    /// Which host variables to start from: `core` (a small named set, the
+    /// default), `all` (everything but `exclude`) or `none`.
     pub inherit: EnvInherit,
     /// Name patterns (`*` wildcards, case-insensitive) never inherited: secrets.
     pub exclude: Vec<String>,
-    /// Names (or patterns) inherited even if `exclude` matches them, e.g. `NPM_TOKEN`.
+    /// Names (or patterns) inherited whatever `inherit` and `exclude` say, e.g. `CI`.
     pub passthrough: Vec<String>,
+    /// Names (or patterns) of host variables that are secrets commands need (e.g.
+    /// `NPM_TOKEN`): passed to commands like `passthrough`, and their values are
+    /// masked wherever Keel shows or records a command's output.
+    pub secrets: Vec<String>,
     /// Variables set for every command.
     pub set: BTreeMap<String, String>,
 }
@@ -193,7 +196,7 @@ pub struct ExecEnvConfig {
 impl Default for ExecEnvConfig {
     fn default() -> Self {
         Self {
-            inherit: EnvInherit::All,
+            inherit: EnvInherit::Core,
             exclude: [
                 "*_API_KEY",
                 "*APIKEY*",
@@ -216,6 +219,7 @@ impl Default for ExecEnvConfig {
             .map(String::from)
             .to_vec(),
             passthrough: Vec::new(),
+            secrets: Vec::new(),
             set: BTreeMap::new(),
         }
     }
@@ -360,9 +364,10 @@ impl From<RecoveryPolicy> for Recovery {
     }
 }
 
-/// The protected paths when the configuration names none: git's metadata (hooks,
-/// config with its `core.*` command settings) and Keel's own store.
-pub const DEFAULT_PROTECTED: &[&str] = &[".git", ".keel"];
+/// The names protected at any depth whatever `protected_paths` says: git's
+/// metadata (hooks, config with its command settings), Keel's store and its
+/// configuration.
+pub const DEFAULT_PROTECTED: &[&str] = crate::sandbox::BUILTIN_PROTECTED;
 
 #[cfg(test)]
 mod tests {

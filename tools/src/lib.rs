@@ -13,14 +13,18 @@
 //! workspace:
 //! - every path goes through one resolver beneath the workspace's directory handle
 //!   (`openat2` with `RESOLVE_BENEATH`), so `..`, absolute paths, symlinks and
-//!   check-then-open races cannot leave it; `.git` and `.keel` cannot be written;
+//!   check-then-open races cannot leave it; `.git`, `.keel` and `keel.toml` at any
+//!   depth, bare-repository layouts and Keel stores cannot be written;
 //! - `exec` commands are parsed with a shell grammar and checked against the policy
-//!   (`approval-always` by default; allowlists match each simple command's argv;
-//!   redirections, substitutions and trampolines always need a person; deny rules
-//!   apply however deeply nested), run under a supervisor — pid 1 of a PID and mount
-//!   namespace of their own where the system allows, else a child subreaper — with
-//!   an empty stdin and a scrubbed environment, and every process they started is
-//!   killed at the timeout or when they end;
+//!   (`approval-always` by default; allowlists match each simple command's argv,
+//!   and cover only the words they name plus words the program's own option model
+//!   finds harmless; redirections, substitutions and inline code need a person;
+//!   deny rules apply however deeply nested, through runners too; "always" stores
+//!   the exact command unless the person picks a prefix), run under a supervisor —
+//!   pid 1 of a PID and mount namespace of their own where the system allows, else a
+//!   child subreaper — with an empty stdin and a small named environment (git
+//!   hardened), and every process they started is killed at the timeout or when
+//!   they end;
 //! - optional OS isolation (Landlock, namespaces) confines their writes, cuts the
 //!   network and hides sockets that act for the person
 //!   ([`sandbox::guarantees`] says what holds on a given system).

@@ -145,11 +145,15 @@ pub trait Tool: Send + Sync + 'static {
         }))
     }
 
-    /// The rule to remember when a person answers "always" to this call.
-    fn always_rule(&self, _args: &Self::Args) -> AllowRule {
-        AllowRule::Tool {
-            tool: self.spec().name,
-        }
+    /// The rules a person may remember by answering "always" to this call, each
+    /// with the words that describe it, narrowest first: a plain "always" stores the
+    /// first; a broader one is stored only when the person picks it (a decision
+    /// naming a rule not in this list is refused). By default: every call of this
+    /// tool.
+    fn always_rules(&self, _args: &Self::Args) -> Vec<(AllowRule, String)> {
+        let tool = self.spec().name;
+        let words = format!("any `{tool}` call in this run");
+        vec![(AllowRule::Tool { tool }, words)]
     }
 
     /// Rebuilds what the tool remembers about a run from its log, when the run is
@@ -179,8 +183,19 @@ pub trait DynTool: Send + Sync + 'static {
         args: &serde_json::Value,
         rules: &[AllowRule],
     ) -> Result<Approval, String>;
-    /// See [`Tool::always_rule`].
-    fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String>;
+    /// See [`Tool::always_rules`].
+    fn always_rules_json(
+        &self,
+        args: &serde_json::Value,
+    ) -> Result<Vec<(AllowRule, String)>, String>;
+    /// The rule a plain "always" stores: the first of [`Tool::always_rules`].
+    fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
+        self.always_rules_json(args)?
+            .into_iter()
+            .next()
+            .map(|(rule, _)| rule)
+            .ok_or_else(|| "this call cannot be allowed \"always\"".to_owned())
+    }
     /// Parses the arguments and runs the call; unparseable arguments give an error
     /// output. Every secret value Keel holds is masked in the result (see
     /// [`secrets`](crate::secrets)), as in the forms of [`DynTool::approval_json`].
@@ -227,9 +242,12 @@ impl<T: Tool> DynTool for T {
             Approval::NotNeeded => Approval::NotNeeded,
         })
     }
-    fn always_rule_json(&self, args: &serde_json::Value) -> Result<AllowRule, String> {
+    fn always_rules_json(
+        &self,
+        args: &serde_json::Value,
+    ) -> Result<Vec<(AllowRule, String)>, String> {
         let parsed: T::Args = parse_args(&Tool::spec(self), args)?;
-        Ok(Tool::always_rule(self, &parsed))
+        Ok(Tool::always_rules(self, &parsed))
     }
     fn restore_json(&self, run: &str, args: &serde_json::Value) {
         if let Ok(parsed) = serde_json::from_value::<T::Args>(args.clone()) {

@@ -1,12 +1,14 @@
-//! The approval prompt, as in the Polos local-coding-agent guide: what the agent wants, then yes / no (with
-//! feedback for the agent) / always.
+//! The approval prompt, as in the Polos local-coding-agent guide: what the agent
+//! wants, then yes / no (with feedback for the agent) / always. "Always" remembers
+//! exactly what was shown (a command: this command line in this directory); a
+//! broader rule is a separate choice, shown in words before it is stored.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Write;
 
 use keel_engine::{Decision, PendingStep};
-use keel_tools::{FieldKind, FormContext};
+use keel_tools::{AllowRule, FieldKind, FormContext};
 
 const RULE: &str = "============================================================";
 
@@ -111,11 +113,32 @@ pub fn render(step: &PendingStep) -> String {
     out
 }
 
+/// The broader rule a person may choose for a command, with its words.
+fn broader(step: &PendingStep) -> Option<(AllowRule, String)> {
+    match &step.form.context {
+        FormContext::Command { command, cwd, .. } => {
+            keel_tools::sandbox::exec_always_choices(command, cwd)
+                .into_iter()
+                .nth(1)
+        }
+        _ => None,
+    }
+}
+
 /// The question closing the prompt.
-pub fn question(step: &PendingStep) -> &'static str {
-    match step.form.context {
-        FormContext::Command { .. } => " Approve this command? [y]es / [n]o / [a]lways: ",
-        _ => " Approve this operation? [y]es / [n]o / [a]lways: ",
+pub fn question(step: &PendingStep) -> String {
+    match &step.form.context {
+        FormContext::Command { .. } => match broader(step) {
+            Some((_, words)) => format!(
+                " Approve this command? [y]es / [n]o / [a]lways (exactly this command here) /\n   [p]refix: always allow {words}: "
+            ),
+            None => " Approve this command? [y]es / [n]o / [a]lways (exactly this command here): "
+                .to_owned(),
+        },
+        _ => format!(
+            " Approve this operation? [y]es / [n]o / [a]lways (any \"{}\" call in this run): ",
+            step.form.tool
+        ),
     }
 }
 
@@ -185,9 +208,21 @@ pub async fn ask(
             "a" | "always" => {
                 writeln!(
                     output,
-                    "  -> Approved for the rest of this run. Resuming..."
+                    "  -> Approved, and allowed again exactly so for the rest of this run. Resuming..."
                 )?;
                 return Ok(Decision::approve().always().shown(step.form.digest.clone()));
+            }
+            "p" | "prefix" if broader(step).is_some() => {
+                let Some((rule, words)) = broader(step) else {
+                    continue;
+                };
+                writeln!(
+                    output,
+                    "  -> Approved; for the rest of this run, allowing {words}. Resuming..."
+                )?;
+                return Ok(Decision::approve()
+                    .always_as(rule)
+                    .shown(step.form.digest.clone()));
             }
             "n" | "no" => {
                 write!(
@@ -203,6 +238,7 @@ pub async fn ask(
                 }
                 return Ok(decision);
             }
+            _ if broader(step).is_some() => writeln!(output, "  Please answer y, n, a or p.")?,
             _ => writeln!(output, "  Please answer y, n or a.")?,
         }
     }
@@ -320,11 +356,48 @@ mod tests {
             .unwrap();
         assert_eq!(decision, Decision::deny().shown("d1").with_note("use bun"));
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("Please answer y, n or a."));
+        assert!(text.contains("Please answer y, n, a or p."));
         let decision = ask(&command(), &mut lines("a"), &mut Vec::new())
             .await
             .unwrap();
         assert!(decision.always && decision.approved);
+        // Plain "always" names no broader rule: the engine stores the exact one.
+        assert_eq!(decision.rule, None);
+    }
+
+    #[tokio::test]
+    async fn the_broader_rule_is_a_separate_choice_shown_in_words() {
+        let mut out = Vec::new();
+        let decision = ask(&command(), &mut lines("p"), &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("[p]refix: always allow any command starting `node hello.js` in /ws"),
+            "{text}"
+        );
+        assert!(text.contains("allowing any command starting `node hello.js` in /ws"));
+        let (rule, _) = keel_tools::sandbox::exec_always_choices("node hello.js", "/ws")
+            .into_iter()
+            .nth(1)
+            .unwrap();
+        assert_eq!(decision.rule, Some(rule));
+        assert!(decision.always && decision.approved);
+        // A line no prefix describes offers only "exactly this".
+        let mut step = command();
+        step.form = Arc::new(ApprovalForm {
+            context: FormContext::Command {
+                command: "make && ./run > log".into(),
+                cwd: "/ws".into(),
+                reason: String::new(),
+                matched_rule: None,
+            },
+            ..(*step.form).clone()
+        });
+        let mut out = Vec::new();
+        let decision = ask(&step, &mut lines("p\na"), &mut out).await.unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("[p]refix"), "{text}");
+        assert!(text.contains("Please answer y, n or a."), "{text}");
+        assert_eq!(decision.rule, None);
     }
 
     #[tokio::test]

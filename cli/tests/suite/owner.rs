@@ -14,7 +14,7 @@ fn approve_and_follow_from_other_processes() {
     cmd.args(["run", "coding_agent", "Create hello.sh and run it"]);
     let mut first = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
     first.exp_string("WRITE APPROVAL REQUIRED").unwrap();
-    first.exp_string("[a]lways:").unwrap();
+    first.exp_string("call in this run):").unwrap();
     let run = project.runs()[0]["id"].as_str().unwrap().to_owned();
 
     // A third process follows the run through the owner.

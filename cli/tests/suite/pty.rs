@@ -31,8 +31,10 @@ fn prompts_take_yes_no_with_feedback_and_always() {
     let mut p = spawn(&project, "run coding_agent write-and-run");
     p.exp_string("WRITE APPROVAL REQUIRED").unwrap();
     p.exp_string("Content:").unwrap();
-    p.exp_string("Approve this operation? [y]es / [n]o / [a]lways:")
-        .unwrap();
+    p.exp_string(
+        "Approve this operation? [y]es / [n]o / [a]lways (any \"write\" call in this run):",
+    )
+    .unwrap();
     p.send_line("y").unwrap();
     p.exp_string("Approved. Resuming...").unwrap();
     p.exp_string("COMMAND APPROVAL REQUIRED").unwrap();
@@ -43,11 +45,13 @@ fn prompts_take_yes_no_with_feedback_and_always() {
     p.send_line("use the verbose flag").unwrap();
     p.exp_string("Denied. Resuming...").unwrap();
     p.exp_string("Command:   sh a.sh --verbose").unwrap();
-    p.exp_string("Approve this command?").unwrap();
+    p.exp_string("Approve this command? [y]es / [n]o / [a]lways (exactly this command here)")
+        .unwrap();
     p.send_line("a").unwrap();
-    p.exp_string("Approved for the rest of this run").unwrap();
-    // `sh a.sh --quiet` is covered by "always" (prefix `sh a.sh`)? It is not: the
-    // rule is the exact argv prefix of what was approved, `sh a.sh --verbose`.
+    p.exp_string("allowed again exactly so for the rest of this run")
+        .unwrap();
+    // `sh a.sh --quiet` is not covered by "always": it stores exactly
+    // `sh a.sh --verbose` in this directory.
     p.exp_string("Command:   sh a.sh --quiet").unwrap();
     p.send_line("y").unwrap();
     p.exp_string("All done.").unwrap();

@@ -7,10 +7,10 @@ use super::{Claim, Keel};
 use crate::agent::Agent;
 use crate::ask_user::validate_answer;
 use crate::codec::decode;
+use crate::decide::only_tool_texts_differ;
 use crate::decision::Decision;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
-use crate::decide::only_tool_texts_differ;
 use crate::event::{AgentChanged, Event, Resolution};
 use crate::ids::StepKey;
 use crate::replay::{replay_owned, replay_owned_recorded};
@@ -128,10 +128,27 @@ impl Keel {
             let tool = agent.tools().get(&call.name).ok_or_else(|| {
                 Error::InvalidAnswer(format!("the agent has no tool `{}`", call.name))
             })?;
-            Some(
-                tool.always_rule_json(&call.input)
-                    .map_err(Error::InvalidAnswer)?,
-            )
+            let offered = tool
+                .always_rules_json(&call.input)
+                .map_err(Error::InvalidAnswer)?;
+            let chosen = match &decision.rule {
+                None => offered.into_iter().next().map(|(rule, _)| rule),
+                Some(rule) => Some(
+                    offered
+                        .into_iter()
+                        .map(|(r, _)| r)
+                        .find(|r| r == rule)
+                        .ok_or_else(|| {
+                            Error::InvalidAnswer(format!(
+                                "`{}` does not offer the rule \"{rule}\" for this call; refused",
+                                call.name
+                            ))
+                        })?,
+                ),
+            };
+            Some(chosen.ok_or_else(|| {
+                Error::InvalidAnswer(format!("`{}` cannot be allowed \"always\"", call.name))
+            })?)
         } else {
             None
         };

@@ -399,7 +399,11 @@ async fn a_newer_builds_tool_texts_continue_the_run_and_are_recorded() {
         .collect();
     assert_eq!(changes.len(), 1, "{events:#?}");
     assert_eq!(changes[0].by, "keel");
-    assert!(changes[0].reason.contains("describes the agent's tools differently"));
+    assert!(
+        changes[0]
+            .reason
+            .contains("describes the agent's tools differently")
+    );
     assert!(new.replay(run.id()).await.unwrap().verdict.is_ok());
     // What the person defined did change: that is refused, as before.
     let run = old

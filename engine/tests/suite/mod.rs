@@ -1,3 +1,4 @@
+mod always;
 mod crash;
 mod definitions;
 mod determinism;

@@ -27,6 +27,7 @@ use crate::tool::Approval;
 
 pub use edit::EditTool;
 pub use exec::ExecTool;
+pub use exec::always::always_choices as exec_always_choices;
 pub use exec::guarantees;
 pub use exec::isolation::{
     IsolationReport, IsolationSupport, hide_from_commands, isolation_support,
@@ -35,7 +36,7 @@ pub use exec::policy::{CommandCheck, ExecPolicy};
 pub use glob::GlobTool;
 pub use grep::GrepTool;
 pub use read::ReadTool;
-pub use workspace::{PathResolver, ResolvedWrite};
+pub use workspace::{BUILTIN_PROTECTED, PathResolver, ResolvedWrite};
 pub use write::WriteTool;
 
 use tracker::ReadTracker;
@@ -157,7 +158,8 @@ impl SandboxTools {
             config.exec.security,
             &config.exec.allowlist,
             &config.exec.deny,
-        )?;
+        )?
+        .within(ws.root_path(), ws.protected().clone());
         if config.exec.timeout_secs == 0 || config.exec.max_timeout_secs < config.exec.timeout_secs
         {
             return Err(crate::Error::InvalidConfig(format!(
@@ -166,15 +168,30 @@ impl SandboxTools {
             )));
         }
         exec::env::validate(&config.exec.env)?;
+        let host_env: Vec<(OsString, OsString)> = host_env.into_iter().collect();
+        // Secrets commands are given are masked wherever output is shown or recorded.
+        for (name, value) in &host_env {
+            if exec::env::is_secret(&config.exec.env, name)
+                && let (Some(name), Some(value)) = (name.to_str(), value.to_str())
+            {
+                crate::secrets::global().add(name, value);
+            }
+        }
         Ok(Self {
             sandbox: Arc::new(Sandbox {
                 ws,
                 config,
                 tracker: ReadTracker::default(),
                 policy,
-                host_env: host_env.into_iter().collect(),
+                host_env,
             }),
         })
+    }
+
+    /// The values of the host variables `exec.env.secrets` names: commands get them,
+    /// and they must be masked wherever output is shown or recorded.
+    pub fn exec_secret_values(&self) -> Vec<String> {
+        exec::env::secrets(&self.sandbox.config.exec.env, &self.sandbox.host_env)
     }
 
     /// The workspace root, canonicalised.

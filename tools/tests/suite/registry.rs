@@ -101,7 +101,12 @@ fn config_from_toml_like_json() {
     .unwrap();
     assert_eq!(config.exec.allowlist, ["node *", "npm install *"]);
     assert_eq!(config.isolation.mode, keel_tools::IsolationMode::BestEffort);
-    assert_eq!(config.protected_paths, [".git", ".keel"]);
+    // `.git`, `.keel` and `keel.toml` are protected whatever this list says.
+    assert!(config.protected_paths.is_empty());
+    assert_eq!(
+        keel_tools::config::DEFAULT_PROTECTED,
+        [".git", ".keel", "keel.toml"]
+    );
 }
 
 /// A user tool with the default approval policy (mutating: always asks).

@@ -141,15 +141,26 @@ async fn sec_40_no_secrets_in_the_environment() {
     ] {
         env.push((name.into(), value.into()));
     }
-    let ws = Ws::with_env(|c| c.exec.security = ExecSecurity::AllowAlways, env);
-    for cmd in ["env", "cat /proc/self/environ | tr '\\0' '\\n'"] {
-        let out = ok(ws.sh(cmd).await);
-        assert!(
-            !out.contains("secret") && !out.contains("ghp_"),
-            "{cmd}: {out}"
+    // By default commands get a small named set of variables; `inherit = "all"`
+    // (an explicit choice) passes the rest but what `exclude` names.
+    for inherit in [keel_tools::EnvInherit::Core, keel_tools::EnvInherit::All] {
+        let ws = Ws::with_env(
+            |c| {
+                c.exec.security = ExecSecurity::AllowAlways;
+                c.exec.env.inherit = inherit;
+            },
+            env.clone(),
         );
-        assert!(out.contains("PLAIN_SETTING=visible"), "{out}");
-        assert!(out.contains("PATH="), "{out}");
+        for cmd in ["env", "cat /proc/self/environ | tr '\\0' '\\n'"] {
+            let out = ok(ws.sh(cmd).await);
+            assert!(
+                !out.contains("secret") && !out.contains("ghp_"),
+                "{cmd}: {out}"
+            );
+            let plain = inherit == keel_tools::EnvInherit::All;
+            assert_eq!(out.contains("PLAIN_SETTING=visible"), plain, "{out}");
+            assert!(out.contains("PATH="), "{out}");
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! `keel approve <run> [--step KEY] [--deny] [--always] [--note TEXT] [--answer JSON]`:
-//! answer a waiting run from another terminal, durably.
+//! `keel approve <run> [--step KEY] [--deny] [--always | --always-prefix] [--note TEXT]
+//! [--answer JSON]`: answer a waiting run from another terminal, durably.
 
 use anyhow::{Result, bail};
 use keel_engine::{Decision, StepKey};
@@ -47,6 +47,27 @@ pub async fn approve(ctx: &Ctx, args: ApproveArgs) -> Result<u8> {
         };
         if args.always {
             decision = decision.always();
+        }
+        if args.always_prefix {
+            let form = waiting
+                .iter()
+                .find(|(s, _)| **s == step)
+                .and_then(|(_, call)| call.form.clone());
+            let (rule, words) = match form.as_deref().map(|f| &f.context) {
+                Some(keel_tools::FormContext::Command { command, cwd, .. }) => {
+                    keel_tools::sandbox::exec_always_choices(command, cwd)
+                        .into_iter()
+                        .nth(1)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "step {step} has no broader rule to offer (only one simple command without redirections or substitutions has one); use --always for exactly this command"
+                            )
+                        })?
+                }
+                _ => bail!("--always-prefix is for a waiting command; use --always"),
+            };
+            eprintln!("keel: from now on in this run, allowing {words}");
+            decision = decision.always_as(rule);
         }
         if let Some(note) = &args.note {
             decision = decision.with_note(note.clone());

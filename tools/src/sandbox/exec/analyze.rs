@@ -18,7 +18,9 @@ use brush_parser::ast;
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions, SourceInfo};
 
-use super::trampoline::{basename, trampoline};
+use super::programs;
+use super::trampoline::basename;
+pub(crate) use super::words::static_word;
 
 /// The longest command line analysed; longer ones always need a person.
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -50,10 +52,16 @@ impl Analysis {
     }
     fn opaque(&mut self, c: impl Into<String>) {
         let c = c.into();
-        if !self.opaque.contains(&c) {
-            self.opaque.push(c.clone());
-        }
+        self.hidden(c.clone());
         self.concern(c);
+    }
+    /// Code the deny rules cannot see into, which is not by itself a concern (an
+    /// allowlist entry may name it).
+    fn hidden(&mut self, c: impl Into<String>) {
+        let c = c.into();
+        if !self.opaque.contains(&c) {
+            self.opaque.push(c);
+        }
     }
 }
 
@@ -291,12 +299,20 @@ impl Walker<'_> {
             .map(Some)
             .chain(std::iter::once(None))
             .chain(s.suffix.iter().flat_map(|p| p.0.iter()).map(Some));
+        let mut in_suffix = false;
         for item in items {
             let word = match item {
-                None => match &s.word_or_name {
-                    Some(w) => w,
-                    None => continue,
-                },
+                None => {
+                    in_suffix = true;
+                    match &s.word_or_name {
+                        Some(w) => w,
+                        None => continue,
+                    }
+                }
+                // brush-parser reads `NAME=value` after the command name as an
+                // assignment too; there it is an ordinary argument
+                // (`ssh -o ConnectTimeout=5`, `make CC=x`, `dd of=f`).
+                Some(ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w)) if in_suffix => w,
                 Some(ast::CommandPrefixOrSuffixItem::Word(w)) => w,
                 Some(ast::CommandPrefixOrSuffixItem::IoRedirect(r)) => {
                     self.redirect(r);
@@ -337,35 +353,71 @@ impl Walker<'_> {
             self.a.deny_candidates.push(argv);
             return;
         }
-        if let Some(why) = trampoline(&argv) {
-            self.a.concern(why);
-            self.payloads(&argv);
-        }
+        self.runs(&argv, 0);
         if top {
             self.a.commands.push(argv.clone());
         }
         self.a.deny_candidates.push(argv);
     }
 
-    /// What a wrapper command (`sudo`, `xargs`, `sh -c`, `find -exec`, ...) would run:
-    /// every tail of its argv is a possible command, and any argument that looks
-    /// like shell code is read as such.
-    fn payloads(&mut self, argv: &[String]) {
-        for i in 1..argv.len() {
-            self.a.deny_candidates.push(argv[i..].to_vec());
-            let arg = &argv[i];
-            let code = match arg.split_once('=') {
-                // `git -c core.pager=cmd`, `--rsh-command=cmd`
-                Some((key, value)) if !key.contains(char::is_whitespace) => value,
-                _ => arg.as_str(),
-            };
-            if code.contains(|c: char| c.is_whitespace() || ";|&$`<>()".contains(c)) {
-                self.text(code, false);
+    /// What a command runs besides itself, as its program's model reads it: code the
+    /// deny rules cannot see into, shell code in its arguments, the commands it runs
+    /// (read recursively). Every tail of its argv is a possible command for the
+    /// deny rules (`sudo -u x rm`, `find . -exec rm {} ;`).
+    fn runs(&mut self, argv: &[String], depth: usize) {
+        let reading = programs::read(argv);
+        let mut shell_words: Vec<usize> = Vec::new();
+        for item in &reading.items {
+            match item.kind {
+                programs::Kind::Code => self.a.hidden(item.what.clone()),
+                programs::Kind::Shell => shell_words.extend(item.at.iter().copied()),
+                _ => {}
             }
         }
-        let name = basename(&argv[0]);
-        if matches!(name, "eval" | "source" | ".") {
+        if !reading.runs() {
+            return;
+        }
+        if depth == 0 {
+            for i in 1..argv.len() {
+                self.a.deny_candidates.push(argv[i..].to_vec());
+            }
+        }
+        for i in shell_words {
+            if let Some(word) = argv.get(i) {
+                self.code_word(word);
+            }
+        }
+        if matches!(basename(&argv[0]), "eval" | "source" | ".") {
             self.text(&argv[1..].join(" "), false);
+        }
+        if depth >= MAX_NESTED_PARSES {
+            self.a.hidden("it nests commands too deeply to be checked");
+            return;
+        }
+        for k in reading.commands() {
+            if k > 0 && k < argv.len() {
+                self.runs(&argv[k..], depth + 1);
+            }
+        }
+    }
+
+    /// Reads an argument that may hold shell code: `sh -c 'code'`,
+    /// `--to-command=code`, `-oProxyCommand=code`, `--checkpoint-action=exec=code`,
+    /// `alias.x=!code`.
+    fn code_word(&mut self, word: &str) {
+        let mut code = word;
+        while let Some((key, value)) = code.split_once('=')
+            && !key.contains(char::is_whitespace)
+        {
+            code = value;
+        }
+        for text in [word, code] {
+            let text = text.trim_start_matches('!');
+            if text.contains(|c: char| c.is_whitespace() || ";|&$`<>()".contains(c)) {
+                self.text(text, false);
+            } else if !text.is_empty() && !text.starts_with('-') {
+                self.a.deny_candidates.push(vec![text.to_owned()]);
+            }
         }
     }
 
@@ -411,95 +463,19 @@ impl Walker<'_> {
     }
 }
 
-/// The text a word stands for, if the shell would not expand it: plain characters,
-/// single quotes, double quotes without `$` or backquotes, and backslash escapes.
-/// Glob characters, `~`, `$` and backquotes make a word not static, and so do
-/// unquoted braces that bash could expand (`{a,b}`, `{1..3}`); `{}` alone, and
-/// braces inside quotes (`'{"a":1,"b":2}'`), are literal.
-pub(crate) fn static_word(raw: &str) -> Option<String> {
-    let mut unquoted_brace = false;
-    let mut out = String::new();
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some('\n') => {}
-                Some(x) => out.push(x),
-                None => return None,
-            },
-            '\'' => loop {
-                match chars.next() {
-                    Some('\'') => break,
-                    Some(x) => out.push(x),
-                    None => return None,
-                }
-            },
-            '"' => loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(x @ ('"' | '\\' | '$' | '`')) => out.push(x),
-                        Some('\n') => {}
-                        Some(x) => {
-                            out.push('\\');
-                            out.push(x);
-                        }
-                        None => return None,
-                    },
-                    Some('$' | '`') | None => return None,
-                    Some(x) => out.push(x),
-                }
-            },
-            '$' | '`' | '*' | '?' | '[' | ']' | '~' | '(' | ')' | '<' | '>' | '|' | '&' | ';'
-            | '!' => return None,
-            c if c.is_whitespace() => return None,
-            x => {
-                unquoted_brace |= matches!(x, '{' | '}');
-                out.push(x);
-            }
-        }
-    }
-    if unquoted_brace && (raw.contains(',') || raw.contains("..")) {
-        return None;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn static_words() {
-        assert_eq!(static_word("node"), Some("node".into()));
-        assert_eq!(static_word("'a b'"), Some("a b".into()));
-        assert_eq!(static_word("\"a b\""), Some("a b".into()));
-        assert_eq!(static_word("a\\ b"), Some("a b".into()));
-        assert_eq!(static_word("c''url"), Some("curl".into()));
-        assert_eq!(
-            static_word("--flag=x,y:z@1+2%"),
-            Some("--flag=x,y:z@1+2%".into())
-        );
-        assert_eq!(static_word("{}"), Some("{}".into()));
-        // Found by the `exec_policy` fuzz target: quoted braces are not expanded, so
-        // a JSON argument is a plain word.
-        assert_eq!(
-            static_word("'{\"a\":1,\"b\":2}'"),
-            Some("{\"a\":1,\"b\":2}".into())
-        );
-        assert_eq!(static_word("\"{a,b}\""), Some("{a,b}".into()));
-        assert_eq!(static_word("\\{a,b\\}"), Some("{a,b}".into()));
-        assert_eq!(static_word("'{'a,b}"), None);
-        for dynamic in [
-            "$x", "\"$x\"", "`id`", "*.js", "a?", "{a,b}", "{1..3}", "~/x", "[ab]", "!x",
-        ] {
-            assert_eq!(static_word(dynamic), None, "{dynamic}");
-        }
-    }
-
-    #[test]
     fn collects_each_simple_command() {
         let a = analyze("npm install && npm test | tee\nnode a.js; echo done");
+        assert_eq!(
+            analyze("dd if=a of='b c'").commands,
+            vec![vec!["dd", "if=a", "of=b c"]]
+        );
+        assert!(analyze("make CC=x").concerns.is_empty());
+        assert!(!analyze("CC=x make").concerns.is_empty());
         assert_eq!(
             a.commands,
             vec![

@@ -1,12 +1,23 @@
-//! The environment a command sees: the host's, scrubbed.
+//! The environment a command sees: a small named set of the host's variables.
 //!
-//! Secrets are dropped by name pattern (`*_API_KEY`, `*TOKEN*`, `*SECRET*`, ... see
-//! [`ExecEnvConfig`]) unless listed in `passthrough`. Variables that change how
-//! programs load or how the shell starts (`LD_*`, `DYLD_*`, `BASH_ENV`, `ENV`,
-//! exported functions, `IFS`, ...) are never inherited; relative entries are
-//! removed from `PATH` so a file the agent wrote cannot shadow a command. Editors
-//! and prompts are turned off (`GIT_EDITOR=true`, `GIT_TERMINAL_PROMPT=0`): there is
-//! no terminal, so anything waiting for one would only wait for the timeout.
+//! By default (`inherit = "core"`) only `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`,
+//! `LANG`, `LC_*`, `TERM`, `TZ` and `TMPDIR` are inherited, plus the names listed
+//! in `passthrough` and `secrets`, plus what `set` sets; a secret under any other
+//! name (`GITHUB_PAT`, `MYSQL_PWD`, `DATABASE_URL`, ...) never reaches a command.
+//! `inherit = "all"` passes everything but the `exclude` patterns (an explicit
+//! choice). Variables that change how programs load or how the shell starts
+//! (`LD_*`, `DYLD_*`, `BASH_ENV`, `ENV`, exported functions, `IFS`, ...) are never
+//! inherited; relative entries are removed from `PATH` so a file the agent wrote
+//! cannot shadow a command.
+//!
+//! Editors, pagers and prompts are turned off (`GIT_EDITOR=true`, `PAGER=cat`,
+//! `GIT_TERMINAL_PROMPT=0`, `LESSSECURE=1`): there is no terminal. And git is
+//! hardened for every command, through command-line configuration in the
+//! environment (`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n`, which
+//! outranks a repository's own config): no hooks, no fsmonitor, no pager, no
+//! askpass program, no implicit bare repositories, no `ext::` transport, no system
+//! config. What a repository's config can still make git run (filters, textconv,
+//! external diff, ...) is checked before the command runs (`repo`).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -36,7 +47,7 @@ const NEVER: &[&str] = &[
 ];
 
 /// Set for every command unless the configuration sets them: nothing may wait
-/// for a terminal that is not there.
+/// for a terminal that is not there, and no pager runs commands.
 const NON_INTERACTIVE: &[(&str, &str)] = &[
     ("GIT_TERMINAL_PROMPT", "0"),
     ("GIT_EDITOR", "true"),
@@ -45,11 +56,30 @@ const NON_INTERACTIVE: &[(&str, &str)] = &[
     ("VISUAL", "true"),
     ("PAGER", "cat"),
     ("GIT_PAGER", "cat"),
+    ("MANPAGER", "cat"),
+    ("SYSTEMD_PAGER", "cat"),
+    ("LESSSECURE", "1"),
+];
+
+/// Set for every command, whatever the configuration says: git reads no system
+/// config and takes these settings over any repository's.
+const GIT_HARDENING: &[(&str, &str)] = &[
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.pager", "cat"),
+    ("core.askPass", ""),
+    ("safe.bareRepository", "explicit"),
+    ("protocol.ext.allow", "never"),
 ];
 
 /// Checks names and patterns in the configuration.
 pub(crate) fn validate(cfg: &ExecEnvConfig) -> Result<()> {
-    for p in cfg.exclude.iter().chain(cfg.passthrough.iter()) {
+    for p in cfg
+        .exclude
+        .iter()
+        .chain(cfg.passthrough.iter())
+        .chain(cfg.secrets.iter())
+    {
         if p.is_empty() || p.contains(['=', '\0']) {
             return Err(Error::InvalidConfig(format!(
                 "exec env pattern `{p}` must be a variable name, optionally with `*`"
@@ -117,7 +147,7 @@ pub(crate) fn build(
         if any_match(NEVER, n) {
             continue;
         }
-        let passthrough = any_match(&cfg.passthrough, n);
+        let passthrough = any_match(&cfg.passthrough, n) || any_match(&cfg.secrets, n);
         let keep = passthrough
             || match cfg.inherit {
                 EnvInherit::All => !any_match(&cfg.exclude, n),
@@ -152,7 +182,47 @@ pub(crate) fn build(
     if !out.iter().any(|(n, _)| n == "PATH") {
         out.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
     }
+    harden_git(&mut out);
     out
+}
+
+/// Adds git's hardening after any command-line configuration already there (later
+/// entries win).
+fn harden_git(env: &mut Vec<(OsString, OsString)>) {
+    let get = |env: &[(OsString, OsString)], name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+    };
+    let first = get(env, "GIT_CONFIG_COUNT")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut put = |name: String, value: &str| {
+        env.retain(|(n, _)| n.as_bytes() != name.as_bytes());
+        env.push((name.into(), value.into()));
+    };
+    for (i, (key, value)) in GIT_HARDENING.iter().enumerate() {
+        put(format!("GIT_CONFIG_KEY_{}", first + i), key);
+        put(format!("GIT_CONFIG_VALUE_{}", first + i), value);
+    }
+    put(
+        "GIT_CONFIG_COUNT".to_owned(),
+        &(first + GIT_HARDENING.len()).to_string(),
+    );
+    put("GIT_CONFIG_NOSYSTEM".to_owned(), "1");
+}
+
+/// The values of the host variables `exec.env.secrets` names, for masking.
+pub(crate) fn secrets(cfg: &ExecEnvConfig, host: &[(OsString, OsString)]) -> Vec<String> {
+    host.iter()
+        .filter(|(n, v)| is_secret(cfg, n) && !v.is_empty())
+        .map(|(_, v)| v.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Whether `exec.env.secrets` names the host variable `name`.
+pub(crate) fn is_secret(cfg: &ExecEnvConfig, name: &OsStr) -> bool {
+    any_match(&cfg.secrets, name.as_bytes())
 }
 
 /// Keeps only absolute `PATH` entries: an empty or relative entry would make a file
@@ -195,6 +265,7 @@ mod tests {
     #[test]
     fn secrets_and_loader_variables_are_dropped() {
         let cfg = ExecEnvConfig {
+            inherit: EnvInherit::All,
             passthrough: vec!["NPM_TOKEN".into()],
             ..ExecEnvConfig::default()
         };
@@ -229,6 +300,69 @@ mod tests {
         }
         let path = env.iter().find(|(n, _)| n == "PATH").unwrap();
         assert_eq!(path.1, "/usr/bin:/bin");
+    }
+
+    #[test]
+    fn by_default_only_named_variables_and_secrets_listed_by_name() {
+        let cfg = ExecEnvConfig {
+            secrets: vec!["NPM_TOKEN".into()],
+            passthrough: vec!["CI".into()],
+            ..ExecEnvConfig::default()
+        };
+        let vars = host(&[
+            ("PATH", "/bin"),
+            ("HOME", "/h"),
+            ("LC_ALL", "C"),
+            ("TERM", "xterm"),
+            ("CI", "1"),
+            ("NPM_TOKEN", "npm-secret"),
+            ("GITHUB_PAT", "p"),
+            ("MYSQL_PWD", "p"),
+            ("SENTRY_DSN", "https://k@sentry"),
+            ("SLACK_WEBHOOK_URL", "https://hooks"),
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("STRIPE_KEY", "k"),
+            ("EDITOR_FLAGS", "x"),
+        ]);
+        let n = names(&build(&cfg, &vars, &[]));
+        for kept in ["PATH", "HOME", "LC_ALL", "TERM", "CI", "NPM_TOKEN"] {
+            assert!(n.contains(&kept.to_owned()), "{kept} not in {n:?}");
+        }
+        for gone in [
+            "GITHUB_PAT",
+            "MYSQL_PWD",
+            "SENTRY_DSN",
+            "SLACK_WEBHOOK_URL",
+            "DATABASE_URL",
+            "STRIPE_KEY",
+            "EDITOR_FLAGS",
+        ] {
+            assert!(!n.contains(&gone.to_owned()), "{gone} in {n:?}");
+        }
+        assert_eq!(secrets(&cfg, &vars), vec!["npm-secret".to_owned()]);
+    }
+
+    #[test]
+    fn git_is_hardened_after_the_persons_own_command_line_config() {
+        let mut cfg = ExecEnvConfig::default();
+        cfg.set.insert("GIT_CONFIG_COUNT".into(), "1".into());
+        cfg.set
+            .insert("GIT_CONFIG_KEY_0".into(), "user.name".into());
+        cfg.set.insert("GIT_CONFIG_VALUE_0".into(), "me".into());
+        let env = build(&cfg, &host(&[("PATH", "/bin")]), &[]);
+        let get = |k: &str| {
+            env.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(get("GIT_CONFIG_KEY_0").as_deref(), Some("user.name"));
+        assert_eq!(get("GIT_CONFIG_KEY_1").as_deref(), Some("core.hooksPath"));
+        assert_eq!(get("GIT_CONFIG_VALUE_1").as_deref(), Some("/dev/null"));
+        assert_eq!(
+            get("GIT_CONFIG_COUNT"),
+            Some((1 + GIT_HARDENING.len()).to_string())
+        );
+        assert_eq!(get("GIT_CONFIG_NOSYSTEM").as_deref(), Some("1"));
     }
 
     #[test]

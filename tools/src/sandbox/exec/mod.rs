@@ -5,16 +5,21 @@
 //! bounded `output`), started by `launch` (PID namespace or subreaper supervisor)
 //! in the confinement [`isolation`] plans, with a scrubbed `env`.
 
+pub(crate) mod always;
 pub(crate) mod analyze;
 pub(crate) mod env;
 pub mod guarantees;
 pub mod isolation;
 pub(crate) mod launch;
+pub(crate) mod options;
 pub(crate) mod output;
 pub mod policy;
 pub(crate) mod process;
 pub(crate) mod procs;
+pub(crate) mod programs;
+pub(crate) mod repo;
 pub(crate) mod trampoline;
+pub(crate) mod words;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,7 +99,9 @@ impl Tool for ExecTool {
                  stdout and stderr, exit code and duration. Standard input is empty and there \
                  is no terminal. The timeout is {} s unless `timeout` says otherwise (at most \
                  {} s). Output over {} bytes keeps its start and end. Commands may need a \
-                 person's approval.\n{}",
+                 person's approval: inline code, options that run commands or write outside the \
+                 workspace, and options of programs the policy does not know are shown to a \
+                 person first.\n{}",
                 exec.shell.display(),
                 exec.timeout_secs,
                 exec.max_timeout_secs,
@@ -123,7 +130,13 @@ impl Tool for ExecTool {
             Ok(c) => c,
             Err(message) => return Approval::Refused(message),
         };
-        match self.sandbox.policy.check(&args.command, &cwd, rules) {
+        let check = match self.sandbox.policy.check(&args.command, &cwd, rules) {
+            CommandCheck::Allowed { because } => {
+                repo::gate(&self.sandbox, &args.command, &cwd, because)
+            }
+            other => other,
+        };
+        match check {
             CommandCheck::Allowed { .. } => Approval::NotNeeded,
             CommandCheck::Denied { reason } => Approval::Refused(format!("refused: {reason}")),
             CommandCheck::NeedsApproval {
@@ -144,12 +157,12 @@ impl Tool for ExecTool {
         }
     }
 
-    fn always_rule(&self, args: &ExecArgs) -> AllowRule {
+    fn always_rules(&self, args: &ExecArgs) -> Vec<(AllowRule, String)> {
         let cwd = match self.cwd(args.cwd.as_deref()) {
             Ok((_, cwd)) => cwd,
             Err(_) => args.cwd.clone().unwrap_or_default(),
         };
-        self.sandbox.policy.always_rule(&args.command, &cwd)
+        always::always_choices(&args.command, &cwd)
     }
 
     async fn call(&self, args: ExecArgs, ctx: CallContext) -> ToolOutput {

@@ -2,31 +2,40 @@
 //! for the run, does it run, wait for a person, or never run?
 //!
 //! In order:
-//! 1. **Deny rules** apply to every argv the analysis found, however nested, also
-//!    with the command name reduced to its last component (`/bin/rm` is `rm`). A
-//!    match refuses the command outright. If parts of the line could not be seen
-//!    into and there are deny rules, the line needs a person.
-//! 2. **Exact approvals**: a line a person answered "always" for, but that no argv
-//!    prefix can describe (several commands, redirections, ...), is remembered as
-//!    its exact text and directory, and runs again only exactly so.
-//! 3. **`allow-always`** runs everything else.
-//! 4. **Concerns** (redirections, substitutions, `&`, assignments, compound
-//!    commands, functions, trampolines, control characters, unparsed text) always
-//!    need a person.
-//! 5. **Coverage**: every simple command must be covered, by an argv-prefix rule
-//!    remembered for the run (any mode) or by an allowlist pattern (`allowlist`
-//!    mode). Otherwise a person decides.
+//! 1. **Deny rules** apply to every argv the analysis found, however nested (in
+//!    `sh -c`, `$(...)`, `find -exec`, `xargs`, `env`, `timeout`, `ssh host cmd`,
+//!    `git -c alias.x=!cmd`, ...), also with the command name reduced to its last
+//!    component (`/bin/rm` is `rm`). A match refuses the command outright.
+//! 2. **Exact approvals**: a line a person answered "always" for runs again
+//!    unasked exactly so, in the same directory.
+//! 3. **Unchecked deny rules**: if there are deny rules and the line runs code they
+//!    cannot see into (an awk program, `perl -e`, `sed e`, `find -delete`, a script
+//!    on standard input, anything the shell expands), a person decides — in every
+//!    mode, `allow-always` included.
+//! 4. **`allow-always`** runs everything else.
+//! 5. **Concerns** (redirections, substitutions, `&`, assignments, compound
+//!    commands, functions, control characters, unparsed text) always need a person.
+//! 6. **Coverage**: every simple command must be covered by a rule remembered for
+//!    the run (a prefix a person chose) or by an allowlist pattern (`allowlist`
+//!    mode), and the words the rule does not name literally must all be harmless
+//!    as the program's model reads them (`programs`): no option that runs code,
+//!    runs a command, writes where the operands do not say, or that Keel does not
+//!    understand; no path written outside the workspace or onto a protected path.
+//!    Otherwise a person decides.
 
-use serde_json::json;
+use std::path::{Path, PathBuf};
 
+use super::always::{Remembered, applies, exact_rule};
 use super::analyze::{Analysis, analyze, static_word};
+use super::programs::{self, Kind, Place, Reading};
 use super::trampoline::basename;
 use crate::approval::AllowRule;
 use crate::config::ExecSecurity;
 use crate::error::{Error, Result};
+use crate::sandbox::workspace::Protected;
 
-/// The tool name exact-command rules are stored under.
-const TOOL: &str = "exec";
+/// How deep `timeout 5 nice cmd` is followed to find what covers `cmd`.
+const MAX_WRAPPERS: usize = 8;
 
 /// One token of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +57,15 @@ struct Pattern {
 
 impl Pattern {
     fn parse(text: &str) -> Result<Self> {
-        let words: Vec<&str> = text.split_whitespace().collect();
+        let words = split_words(text).ok_or_else(|| {
+            Error::InvalidConfig(format!("exec pattern `{text}` has an unclosed quote"))
+        })?;
         if words.is_empty() {
             return Err(Error::InvalidConfig("an empty exec pattern".into()));
         }
         let mut tokens = Vec::with_capacity(words.len());
         for (i, w) in words.iter().enumerate() {
-            let token = if *w == "*" {
+            let token = if w == "*" {
                 if i + 1 == words.len() {
                     Token::Rest
                 } else {
@@ -83,26 +94,74 @@ impl Pattern {
     }
 
     fn matches(&self, argv: &[String]) -> bool {
+        self.named(argv).is_some()
+    }
+
+    /// Whether the pattern matches `argv`, and if so which words it names
+    /// literally (the others matched `*`).
+    fn named(&self, argv: &[String]) -> Option<Vec<bool>> {
+        let mut named = vec![false; argv.len()];
         let mut i = 0;
         for token in &self.tokens {
             match token {
-                Token::Rest => return true,
+                Token::Rest => return Some(named),
                 Token::Any => {
                     if i >= argv.len() {
-                        return false;
+                        return None;
                     }
                     i += 1;
                 }
                 Token::Literal(l) => {
                     if argv.get(i) != Some(l) {
-                        return false;
+                        return None;
                     }
+                    named[i] = true;
                     i += 1;
                 }
             }
         }
-        i == argv.len()
+        (i == argv.len()).then_some(named)
     }
+}
+
+/// Splits a pattern into words the way the shell would (quotes keep spaces), each
+/// still in its raw form; `None` if a quote is not closed.
+fn split_words(text: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+                continue;
+            }
+            (None, '\\') => {
+                let w = word.get_or_insert_with(String::new);
+                w.push(c);
+                w.push(chars.next()?);
+                continue;
+            }
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') => {
+                let w = word.get_or_insert_with(String::new);
+                w.push(c);
+                w.push(chars.next()?);
+                continue;
+            }
+            _ => {}
+        }
+        word.get_or_insert_with(String::new).push(c);
+    }
+    if quote.is_some() {
+        return None;
+    }
+    words.extend(word);
+    Some(words)
 }
 
 fn i_first_is_wild(tokens: &[Token]) -> bool {
@@ -137,6 +196,14 @@ pub struct ExecPolicy {
     security: ExecSecurity,
     allow: Vec<Pattern>,
     deny: Vec<Pattern>,
+    bounds: Option<Bounds>,
+}
+
+/// The workspace, for judging the paths commands write.
+#[derive(Debug, Clone)]
+struct Bounds {
+    root: PathBuf,
+    protected: Protected,
 }
 
 impl ExecPolicy {
@@ -152,7 +219,19 @@ impl ExecPolicy {
                 .iter()
                 .map(|p| Pattern::parse(p))
                 .collect::<Result<_>>()?,
+            bounds: None,
         })
+    }
+
+    /// Judges the paths commands write against this workspace: inside it and off
+    /// protected paths they need no naming. Without it, every written path must be
+    /// named by a rule.
+    pub(crate) fn within(mut self, root: &Path, protected: Protected) -> Self {
+        self.bounds = Some(Bounds {
+            root: root.to_path_buf(),
+            protected,
+        });
+        self
     }
 
     /// Decides on `command`, run in `cwd`, given the rules remembered for the run.
@@ -161,29 +240,26 @@ impl ExecPolicy {
         if let Some(reason) = self.denied(&a) {
             return CommandCheck::Denied { reason };
         }
-        let unchecked_deny = if !self.deny.is_empty() && !a.opaque.is_empty() {
-            Some(format!(
-                "it cannot be fully checked against the deny rules: {}",
-                a.opaque.join("; ")
-            ))
-        } else {
-            None
-        };
-        let exact = exact_rule(command, cwd);
-        if rules.contains(&exact) {
+        if rules
+            .iter()
+            .any(|r| applies(r, command, cwd) == Some(Remembered::Exact))
+        {
             return CommandCheck::Allowed {
                 because: "a person allowed exactly this command in this directory".into(),
             };
         }
+        if !self.deny.is_empty() && !a.opaque.is_empty() {
+            return CommandCheck::NeedsApproval {
+                reason: format!(
+                    "it cannot be fully checked against the deny rules: {}",
+                    a.opaque.join("; ")
+                ),
+                matched_rule: None,
+            };
+        }
         if self.security == ExecSecurity::AllowAlways {
-            return match unchecked_deny {
-                Some(reason) => CommandCheck::NeedsApproval {
-                    reason,
-                    matched_rule: None,
-                },
-                None => CommandCheck::Allowed {
-                    because: "security is allow-always".into(),
-                },
+            return CommandCheck::Allowed {
+                because: "security is allow-always".into(),
             };
         }
         if !a.concerns.is_empty() {
@@ -194,53 +270,125 @@ impl ExecPolicy {
         }
         let mut matched = Vec::new();
         let mut uncovered = Vec::new();
+        let mut partial = Vec::new();
         for argv in &a.commands {
-            match self.cover(argv, rules) {
-                Some(rule) => {
+            match self.cover(argv, command, cwd, rules, 0) {
+                Ok(rule) => {
                     if !matched.contains(&rule) {
                         matched.push(rule);
                     }
                 }
-                None => uncovered.push(argv.join(" ")),
+                Err(Some(why)) => partial.push(why),
+                Err(None) => uncovered.push(argv.join(" ")),
             }
         }
         let matched_rule = (!matched.is_empty()).then(|| matched.join(", "));
-        if uncovered.is_empty() && !a.commands.is_empty() {
+        if uncovered.is_empty() && partial.is_empty() && !a.commands.is_empty() {
             return CommandCheck::Allowed {
                 because: format!("covered by {}", matched.join(", ")),
             };
         }
-        let reason = match self.security {
-            ExecSecurity::ApprovalAlways => {
-                "every command needs approval (security: approval-always)".to_owned()
-            }
-            _ if a.commands.is_empty() => "it runs no simple command the policy can check".into(),
-            _ => format!("not covered by the allowlist: `{}`", uncovered.join("`, `")),
-        };
+        let mut reasons = partial;
+        if !uncovered.is_empty() {
+            reasons.push(match self.security {
+                ExecSecurity::ApprovalAlways => {
+                    "every command needs approval (security: approval-always)".to_owned()
+                }
+                _ => format!("not covered by the allowlist: `{}`", uncovered.join("`, `")),
+            });
+        }
+        if a.commands.is_empty() {
+            reasons.push("it runs no simple command the policy can check".into());
+        }
         CommandCheck::NeedsApproval {
-            reason,
+            reason: reasons.join("; "),
             matched_rule,
         }
     }
 
-    /// The rule that covers `argv`, if one does.
-    fn cover(&self, argv: &[String], rules: &[AllowRule]) -> Option<String> {
+    /// The rule that covers `argv`: `Err(None)` when no rule matches it, or
+    /// `Err(Some(why))` when rules match but leave a word that is not harmless.
+    fn cover(
+        &self,
+        argv: &[String],
+        command: &str,
+        cwd: &str,
+        rules: &[AllowRule],
+        depth: usize,
+    ) -> Result<String, Option<String>> {
+        let mut candidates: Vec<(String, Vec<bool>)> = Vec::new();
         for rule in rules {
-            if let AllowRule::ExecPrefix { argv: prefix } = rule
-                && !prefix.is_empty()
-                && argv.starts_with(prefix)
+            if let Some(Remembered::Prefix(prefix)) = applies(rule, command, cwd)
+                && argv.starts_with(&prefix)
             {
-                return Some(rule.to_string());
+                let named = (0..argv.len()).map(|i| i < prefix.len()).collect();
+                candidates.push((rule.to_string(), named));
             }
         }
         if self.security == ExecSecurity::Allowlist {
             for p in &self.allow {
-                if p.matches(argv) {
-                    return Some(format!("allowlist `{}`", p.text));
+                if let Some(named) = p.named(argv) {
+                    candidates.push((format!("allowlist `{}`", p.text), named));
                 }
             }
         }
-        None
+        if candidates.is_empty() {
+            return Err(None);
+        }
+        let reading = self.read(argv, cwd);
+        let mut first_why = None;
+        for (rule, named) in candidates {
+            let left: Vec<&programs::Item> = reading
+                .items
+                .iter()
+                .filter(|item| !item.at.iter().all(|&i| named.get(i) == Some(&true)))
+                .filter(|item| match item.kind {
+                    Kind::Wraps(k) if depth < MAX_WRAPPERS && k < argv.len() => self
+                        .cover(&argv[k..], command, cwd, rules, depth + 1)
+                        .is_err(),
+                    _ => true,
+                })
+                .collect();
+            if left.is_empty() {
+                return Ok(rule);
+            }
+            first_why.get_or_insert_with(|| {
+                format!(
+                    "{rule} matches `{}` but does not name what a person must see: {}",
+                    argv.join(" "),
+                    left.iter()
+                        .map(|i| i.what.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            });
+        }
+        Err(first_why)
+    }
+
+    /// `argv` as its program's model reads it, with the paths it writes judged
+    /// against the workspace (those inside it, off protected paths, need no naming).
+    fn read(&self, argv: &[String], cwd: &str) -> Reading {
+        let mut reading = programs::read(argv);
+        if let Some(b) = &self.bounds {
+            let protected = |rel: &Path| b.protected.matches(rel).is_some();
+            let place = Place {
+                root: &b.root,
+                cwd: Path::new(cwd),
+                protected: &protected,
+            };
+            reading.items.retain_mut(|item| match &item.kind {
+                Kind::Target(path) => match place.judge(path) {
+                    None => false,
+                    Some(why) => {
+                        item.what = format!("{} ({why})", item.what);
+                        true
+                    }
+                },
+                _ => true,
+            });
+        }
+        reading
     }
 
     fn denied(&self, a: &Analysis) -> Option<String> {
@@ -262,23 +410,10 @@ impl ExecPolicy {
         None
     }
 
-    /// The rule to remember when a person answers "always": the exact argv of a
-    /// plain single command (so it and its extensions run), otherwise the exact
-    /// command line in this directory.
+    /// The rule a person's plain "always" stores: exactly this command line in this
+    /// directory (see `always` for the broader choice).
     pub fn always_rule(&self, command: &str, cwd: &str) -> AllowRule {
-        let a = analyze(command);
-        match a.commands.as_slice() {
-            [argv] if a.concerns.is_empty() => AllowRule::ExecPrefix { argv: argv.clone() },
-            _ => exact_rule(command, cwd),
-        }
-    }
-}
-
-/// The rule that allows exactly this command line in this directory.
-pub(crate) fn exact_rule(command: &str, cwd: &str) -> AllowRule {
-    AllowRule::Custom {
-        tool: TOOL.to_owned(),
-        rule: json!({"command": command, "cwd": cwd}).to_string(),
+        exact_rule(command, cwd)
     }
 }
 
@@ -330,17 +465,43 @@ mod tests {
     }
 
     #[test]
-    fn always_rules() {
+    fn always_is_exact() {
         let p = ExecPolicy::new(ExecSecurity::ApprovalAlways, &[], &[]).unwrap();
-        assert_eq!(
-            p.always_rule("npm install lodash", "/w"),
-            AllowRule::ExecPrefix {
-                argv: argv("npm install lodash")
-            }
-        );
+        let rule = p.always_rule("rm build.log", "/w");
+        assert_eq!(rule, exact_rule("rm build.log", "/w"));
+        let rules = [rule];
         assert!(matches!(
-            p.always_rule("npm i && npm t", "/w"),
-            AllowRule::Custom { .. }
+            p.check("rm build.log", "/w", &rules),
+            CommandCheck::Allowed { .. }
         ));
+        for other in ["rm build.log -rf /home", "rm build.log /etc/x"] {
+            assert!(
+                matches!(
+                    p.check(other, "/w", &rules),
+                    CommandCheck::NeedsApproval { .. }
+                ),
+                "{other}"
+            );
+        }
+        assert!(matches!(
+            p.check("rm build.log", "/elsewhere", &rules),
+            CommandCheck::NeedsApproval { .. }
+        ));
+    }
+
+    #[test]
+    fn patterns_split_like_the_shell_and_name_what_they_spell() {
+        let p = Pattern::parse("awk '{print $1}' *").unwrap();
+        assert_eq!(
+            p.named(&argv("awk {print$1} f")),
+            None,
+            "the program is one word"
+        );
+        let words = vec!["awk".to_owned(), "{print $1}".to_owned(), "f".to_owned()];
+        assert_eq!(p.named(&words), Some(vec![true, true, false]));
+        assert!(Pattern::parse("awk '{print").is_err());
+        let star = Pattern::parse("echo '*'").unwrap();
+        assert!(star.matches(&argv("echo *")));
+        assert!(!star.matches(&argv("echo x")));
     }
 }

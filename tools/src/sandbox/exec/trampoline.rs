@@ -1,112 +1,59 @@
-//! Commands that run other code than their argv shows: shells, `eval`, wrappers
-//! (`sudo`, `env`, `xargs`, `timeout`, ...), shell builtins that change what later
-//! commands mean (`alias`, `export`, `trap`, ...), and options of ordinary programs
-//! that run commands (`find -exec`, `git -c`, `tar --to-command`, ...). An
-//! allowlist entry never covers one of these.
+//! Commands that run other code than their argv shows, as a whole: `eval`, wrappers
+//! Keel has no finer model of (`sudo`, `setsid`, `flock`, ...), shell builtins that
+//! change what later commands mean (`alias`, `export`, `trap`, ...), editors,
+//! debuggers and database shells that run commands from their arguments or input.
+//! Every argument of one of these must be named by a rule (a person wrote it) for
+//! an allowlist entry to cover it; deny rules are checked against every tail of
+//! its argv and against any argument that reads as shell code.
+//!
+//! Shells, interpreters, `env`, `xargs`, `timeout` and the other programs with a
+//! model of their own are read option by option (`programs`).
 
 /// The last path component of a command name (`/usr/bin/env` → `env`).
 pub(crate) fn basename(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// Why a simple command is an interpreter trampoline or changes the shell itself:
-/// it runs (or makes later commands run) code that its argv does not show, so an
-/// allowlist entry must never cover it.
-pub(crate) fn trampoline(argv: &[String]) -> Option<String> {
-    let name = basename(&argv[0]);
-    let args = &argv[1..];
-    let has = |flags: &[&str]| {
-        args.iter().any(|a| {
-            flags
-                .iter()
-                .any(|f| a == f || a.starts_with(&format!("{f}=")))
-        })
-    };
-    let generic = match name {
-        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "yash" | "fish" | "csh" | "tcsh"
-        | "busybox" => Some("runs a shell"),
-        "eval" | "source" | "." => Some("evaluates text as shell code"),
-        "exec" | "command" | "builtin" | "env" | "xargs" | "nohup" | "setsid" | "timeout"
-        | "nice" | "ionice" | "stdbuf" | "time" | "chrt" | "taskset" | "watch" | "script"
-        | "flock" | "parallel" | "strace" | "ltrace" | "systemd-run" | "unbuffer" => {
-            Some("runs another command")
+/// Why `name` runs code its argv does not show, if it is one of the programs read
+/// as a whole.
+pub(crate) fn generic(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "busybox" | "toybox" => "runs any of its applets, shells included",
+        "eval" | "source" | "." => "evaluates text as shell code",
+        "exec" | "command" | "builtin" | "setsid" | "time" | "chrt" | "taskset" | "ionice"
+        | "watch" | "script" | "flock" | "parallel" | "strace" | "ltrace" | "systemd-run"
+        | "unbuffer" | "expect" | "nsenter" | "unshare" | "firejail" | "bwrap" | "chroot"
+        | "aa-exec" | "setpriv" | "prlimit" | "numactl" | "cpulimit" | "catchsegv" => {
+            "runs another command"
         }
-        "sudo" | "doas" | "su" | "pkexec" | "runuser" | "chroot" | "unshare" | "nsenter"
-        | "firejail" | "bwrap" => Some("runs another command with other privileges or namespaces"),
+        "sudo" | "doas" | "su" | "pkexec" | "runuser" => {
+            "runs another command with other privileges"
+        }
         "alias" | "unalias" | "export" | "set" | "unset" | "trap" | "readonly" | "declare"
-        | "typeset" | "local" | "hash" | "enable" | "shopt" => Some(
-            "changes the shell's variables, aliases or traps, which changes what later commands do",
-        ),
-        _ => None,
-    };
-    if let Some(why) = generic {
-        return Some(format!("`{name}` {why}"));
-    }
-    let specific = match name {
-        "find"
-            if has(&[
-                "-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprintf", "-fls",
-            ]) =>
-        {
-            Some("`find` with `-exec`/`-delete`/`-fprint` runs commands or changes files")
+        | "typeset" | "local" | "hash" | "enable" | "shopt" | "read" | "mapfile" | "readarray"
+        | "getopts" | "let" | "ulimit" | "umask" | "cd" | "pushd" | "popd" => {
+            "changes the shell's state (variables, aliases, traps, directory), which changes what later commands do"
         }
-        "git" => git_trampoline(args),
-        "tar"
-            if has(&[
-                "--to-command",
-                "--checkpoint-action",
-                "--use-compress-program",
-                "-I",
-                "--info-script",
-                "-F",
-                "--new-volume-script",
-                "--rsh-command",
-            ]) =>
-        {
-            Some("`tar` with an option that runs a command")
+        "vi" | "vim" | "nvim" | "view" | "ex" | "ed" | "red" | "emacs" | "nano" | "pico"
+        | "joe" | "mcedit" => "is an editor, which runs commands from its options and input",
+        "gdb" | "lldb" | "pdb" | "valgrind" => "runs programs and commands",
+        "docker" | "podman" | "kubectl" | "nerdctl" | "lxc" | "ctr" => {
+            "runs commands in containers (and often as root)"
         }
-        "ssh" | "scp" | "rsync" if has(&["-e", "--rsh", "-o"]) => {
-            Some("a remote-copy option that runs a command")
+        "sqlite3" | "psql" | "mysql" | "mariadb" | "redis-cli" | "mongo" | "mongosh" => {
+            "runs statements and shell escapes from its arguments and input"
         }
-        _ => None,
-    };
-    specific.map(str::to_owned)
-}
-
-/// `git` options and subcommands that make git run a command of someone's choosing.
-fn git_trampoline(args: &[String]) -> Option<&'static str> {
-    let mut i = 0;
-    while i < args.len() && args[i].starts_with('-') {
-        let a = args[i].as_str();
-        if a == "-c" || a.starts_with("--config-env") || a.starts_with("--exec-path") {
-            return Some("`git -c`/`--config-env`/`--exec-path` can make git run any command");
+        "systemctl" | "busctl" | "dbus-send" | "gdbus" | "at" | "batch" | "crontab" => {
+            "asks the system to run or change services and jobs"
         }
-        i += if matches!(a, "-C" | "--git-dir" | "--work-tree" | "--namespace") {
-            2
-        } else {
-            1
-        };
-    }
-    let sub = args.get(i).map(String::as_str)?;
-    let rest = &args[(i + 1).min(args.len())..];
-    let has = |flags: &[&str]| {
-        rest.iter().any(|a| {
-            flags
-                .iter()
-                .any(|f| a == f || a.starts_with(&format!("{f}=")))
-        })
-    };
-    let runs = match sub {
-        "config" | "filter-branch" => true,
-        "clone" | "fetch" | "pull" | "push" | "ls-remote" | "archive" => {
-            has(&["--upload-pack", "--receive-pack", "--exec"])
-                || (sub == "clone" && has(&["-u", "--config", "-c"]))
+        "nc" | "ncat" | "netcat" | "socat" | "telnet" | "ftp" | "tftp" => {
+            "connects to or listens on the network and can run commands"
         }
-        "rebase" => has(&["-x", "--exec"]),
-        "difftool" | "mergetool" => has(&["-x", "--extcmd"]),
-        "submodule" => rest.first().is_some_and(|a| a == "foreach"),
-        "bisect" => rest.first().is_some_and(|a| a == "run"),
-        _ => false,
-    };
-    runs.then_some("this `git` subcommand or option runs other commands (or sets config that does)")
+        "dc" | "bc" | "R" | "Rscript" | "julia" | "irb" | "jjs" | "osascript" | "pwsh" => {
+            "runs code from its arguments or input"
+        }
+        "dpkg" | "apt" | "apt-get" | "aptitude" | "rpm" | "yum" | "dnf" | "apk" | "pacman"
+        | "snap" | "flatpak" | "brew" => "installs software and runs its scripts",
+        _ => return None,
+    })
 }

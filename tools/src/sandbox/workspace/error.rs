@@ -12,6 +12,7 @@ pub(crate) enum PathError {
     IsADirectory(String),
     NotRegular { path: String, kind: &'static str },
     Protected { path: String, pattern: String },
+    Layout { path: String, why: String },
     DanglingLink(String),
     Loop(String),
     Raced(String),
@@ -45,6 +46,10 @@ impl std::fmt::Display for PathError {
             PathError::Protected { path, pattern } => write!(
                 f,
                 "`{path}` is protected (`{pattern}`): the agent may not create or change it"
+            ),
+            PathError::Layout { path, why } => write!(
+                f,
+                "`{path}` may not be written: {why}, which git or Keel would act on; only a person may create or change it"
             ),
             PathError::DanglingLink(p) => write!(
                 f,

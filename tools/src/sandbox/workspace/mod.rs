@@ -20,17 +20,21 @@
 //! name by rename, so a multiply-linked inode is never modified in place: its other
 //! names, inside or outside the workspace, keep their old content.
 //!
-//! Protected paths (`.git`, `.keel`, configurable) are matched against the *real*
+//! Protected paths (`.git`, `.keel`, `keel.toml` at any depth, bare-repository and
+//! store layouts, configurable: see `protect`) are matched against the *real*
 //! location a write would land on (read back from `/proc/self/fd`), so a symlink
 //! inside the workspace pointing into `.git/hooks` does not get around them.
 //!
 //! Linux only: `openat2` (5.6+) is required; without it the sandbox refuses to start.
 
 mod error;
+mod protect;
 mod resolver;
 mod write;
 
 pub(crate) use error::PathError;
+pub use protect::BUILTIN as BUILTIN_PROTECTED;
+pub(crate) use protect::Protected;
 pub use resolver::{PathResolver, ResolvedWrite};
 pub(crate) use write::WriteTarget;
 
@@ -41,7 +45,6 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
@@ -63,8 +66,7 @@ pub(crate) struct Workspace {
     root_path: PathBuf,
     aliases: Vec<PathBuf>,
     cwd_rel: PathBuf,
-    protected: GlobSet,
-    protected_patterns: Vec<String>,
+    protected: Protected,
 }
 
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
@@ -127,24 +129,12 @@ impl Workspace {
             .to_path_buf();
         let mut aliases = vec![normalize(&root_given)];
         aliases.retain(|a| *a != root_path);
-        let mut builder = GlobSetBuilder::new();
-        for pattern in protected {
-            let glob = GlobBuilder::new(pattern.trim_end_matches('/'))
-                .literal_separator(true)
-                .build()
-                .map_err(|e| Error::InvalidConfig(format!("protected path `{pattern}`: {e}")))?;
-            builder.add(glob);
-        }
-        let protected_set = builder
-            .build()
-            .map_err(|e| Error::InvalidConfig(format!("protected paths: {e}")))?;
         Ok(Self {
             root,
             root_path,
             aliases,
             cwd_rel,
-            protected: protected_set,
-            protected_patterns: protected.to_vec(),
+            protected: Protected::new(protected)?,
         })
     }
 
@@ -333,15 +323,12 @@ impl Workspace {
 
     /// The protected pattern that covers `rel` or one of its ancestors, if any.
     pub fn protected_by(&self, rel: &Path) -> Option<String> {
-        let mut prefix = PathBuf::new();
-        for component in rel.components() {
-            prefix.push(component);
-            let matches = self.protected.matches(&prefix);
-            if let Some(i) = matches.first() {
-                return self.protected_patterns.get(*i).cloned();
-            }
-        }
-        None
+        self.protected.matches(rel)
+    }
+
+    /// The protected paths.
+    pub fn protected(&self) -> &Protected {
+        &self.protected
     }
 }
 
@@ -391,8 +378,9 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// Removes `.` and resolves `..` by text, for comparing a configured path with the
-/// paths a model gives (never for access decisions, which the kernel makes).
-fn normalize(p: &Path) -> PathBuf {
+/// paths a model gives, and for judging the paths a command names (never for access
+/// decisions of the file tools, which the kernel makes).
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {

@@ -63,6 +63,12 @@ impl Workspace {
                 pattern,
             });
         }
+        if let Some(why) = self.layout_guard(&target.rel) {
+            return Err(PathError::Layout {
+                path: user.to_owned(),
+                why,
+            });
+        }
         Ok(target)
     }
 
