@@ -24,12 +24,22 @@ struct Canary {
 
 impl Canary {
     fn start() -> Self {
+        use std::io::BufRead;
         let value = format!("canary-{}-5e1f", std::process::id());
-        let child = std::process::Command::new("sleep")
-            .arg("60")
+        // It says when it runs: before (and during) its `exec`, a child's /proc
+        // environ is not yet its own. It then waits on its stdin, without exec'ing again.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo ready; read x"])
             .env("KEEL_TEST_CANARY", &value)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
         Self { child, value }
     }
 
@@ -54,7 +64,11 @@ async fn sec_46_proc_shows_only_the_commands_own_processes() {
     // Control: the test can read the canary's environment.
     let canary = Canary::start();
     let environ = std::fs::read(format!("/proc/{}/environ", canary.pid())).unwrap();
-    assert!(String::from_utf8_lossy(&environ).contains(&canary.value));
+    assert!(
+        String::from_utf8_lossy(&environ).contains(&canary.value),
+        "{}",
+        String::from_utf8_lossy(&environ)
+    );
     for mode in [IsolationMode::Off, IsolationMode::BestEffort] {
         let ws = Ws::with(|c| {
             c.exec.security = ExecSecurity::AllowAlways;
