@@ -190,6 +190,11 @@ fn an_agent_rewriting_keel_toml_cannot_change_its_own_policy() {
             json!({"path": "keel.toml", "content": evil}),
         ),
         call(
+            "Then through a command.",
+            "exec",
+            json!({"command": format!("printf '%s' '{evil}' > keel.toml")}),
+        ),
+        call(
             "Now a command.",
             "exec",
             json!({"command": "echo ran > marker.txt"}),
@@ -199,27 +204,33 @@ fn an_agent_rewriting_keel_toml_cannot_change_its_own_policy() {
     let toml =
         "[agents.coder]\nsystem_prompt = \"You code.\"\n[agents.coder.tools.local]\ncwd = \".\"\n";
     std::fs::write(project.path().join("keel.toml"), toml).unwrap();
+    // The write tool never writes a keel.toml; the command that would waits.
     let (code, _, err) = project.run(&["run", "coder", "go"]);
-    assert_eq!(code, 3, "waits at the write: {err}");
+    assert_eq!(code, 3, "waits at the command: {err}");
     let run = project.runs()[0]["id"].as_str().unwrap().to_owned();
+    let (_, shown, _) = project.run(&["show", &run]);
+    assert!(shown.contains("refused"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("keel.toml")).unwrap(),
+        toml
+    );
+    // A person approves the command without noticing what it writes.
     let (code, _, err) = project.run(&["approve", &run]);
     assert_eq!(code, 0, "{err}");
-    // Continuing: whatever the agent did to keel.toml, the command waits for a person
-    // under the recorded policy (approval-always), and nothing ran.
     let (code, _, err) = project.run(&["resume", &run]);
     assert_eq!(code, 3, "{err}");
+    let rewritten = std::fs::read_to_string(project.path().join("keel.toml")).unwrap();
+    assert!(rewritten.contains("allow-always"), "{rewritten}");
+    // Continuing: the next command still waits for a person under the recorded policy
+    // (approval-always), nothing ran, and one line says keel.toml differs and is not used.
     assert!(err.contains("command") || err.contains("exec"), "{err}");
     assert!(!project.path().join("marker.txt").exists());
-    // The next continuation says, in one line, that keel.toml differs and is not used.
-    let rewritten = std::fs::read_to_string(project.path().join("keel.toml")).unwrap();
     let (code, _, err) = project.run(&["resume", &run]);
     assert_eq!(code, 3, "{err}");
-    if rewritten != toml {
-        assert!(
-            err.contains("continuing run") && err.contains("with the definition it recorded"),
-            "{err}"
-        );
-    }
+    assert!(
+        err.contains("continuing run") && err.contains("with the definition it recorded"),
+        "{err}"
+    );
     assert!(!project.path().join("marker.txt").exists());
     // Only the person adopts a new definition, and it is recorded.
     std::fs::write(
