@@ -34,6 +34,7 @@ mod local;
 pub mod paging;
 pub mod peer;
 mod source;
+mod spend;
 mod sse;
 
 use std::net::SocketAddr;
@@ -46,6 +47,7 @@ pub use api::{CancelRun, StartRun};
 pub use error::{Error, Result};
 pub use listener::{Peer, PeerCheck};
 pub use local::{Local, delta};
+pub use spend::Spend;
 pub use source::{
     Answer, Decided, Delta, Entry, EventsQuery, Link, MAX_PAGE, RunPage, RunQuery, RunRow,
     RunView, Source, Update, Verdict, Waiting,

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use futures::stream::BoxStream;
 use futures::{StreamExt, future};
 use keel_engine::{Agent, Decision, Event, Keel, RunEvent, StepKey, decode};
-use keel_providers::Usage;
 use keel_providers::pricing::PriceTable;
 use keel_storage::{BlobHash, EventStore, RunId, RunInfo, RunStatus, Seq};
 
 use crate::error::{Error, Result};
 use crate::paging::{Filter, children, waiting};
+use crate::spend::Spend;
 use crate::source::{
     Answer, Decided, Delta, Entry, EventsQuery, RunPage, RunQuery, RunRow, RunView, Source,
     Update, Verdict,
@@ -22,7 +22,7 @@ use crate::source::{
 pub struct Local {
     keel: Keel,
     agents: Arc<BTreeMap<String, Agent>>,
-    costs: Arc<Mutex<HashMap<RunId, Costs>>>,
+    costs: Arc<Mutex<HashMap<RunId, Spend>>>,
     prices: Arc<PriceTable>,
 }
 
@@ -32,16 +32,6 @@ impl std::fmt::Debug for Local {
             .field("agents", &self.agents.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-/// What a run's log says about its spending, up to `next`: kept per run and brought
-/// up to date by reading only the events after it.
-#[derive(Clone, Debug, Default)]
-struct Costs {
-    next: u64,
-    turns: u32,
-    model: Option<String>,
-    usd: Option<f64>,
 }
 
 impl Local {
@@ -80,54 +70,29 @@ impl Local {
             .collect()
     }
 
-    /// Fills in the model and the estimated cost.
+    /// Fills in the model and the estimated cost, reading only the events after
+    /// those already counted.
     async fn with_costs(&self, mut row: RunRow) -> Result<RunRow> {
-        let known = self
+        let mut spend = self
             .costs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&row.id)
             .cloned()
             .unwrap_or_default();
-        let costs = if known.next < row.events {
-            let mut costs = known;
-            for record in self.keel.store().read(row.id, Seq(costs.next)).await? {
+        if spend.next < row.events {
+            for record in self.keel.store().read(row.id, Seq(spend.next)).await? {
                 let stamped = decode(row.id, record.seq, &record.bytes).map_err(Error::internal)?;
-                match stamped.event {
-                    Event::RunStarted(s) => costs.model = Some(s.agent.model),
-                    Event::LlmResponded { response, .. } => {
-                        // A response of a model without a known price leaves the
-                        // total unknown rather than wrong.
-                        let usd = self.price(&response.model, costs.model.as_deref(), &response.usage);
-                        costs.usd = match (costs.turns, costs.usd, usd) {
-                            (0, _, Some(b)) => Some(b),
-                            (_, Some(a), Some(b)) => Some(a + b),
-                            _ => None,
-                        };
-                        costs.turns += 1;
-                    }
-                    _ => {}
-                }
-                costs.next = record.seq.0 + 1;
+                spend.add(&self.prices, record.seq.0, &stamped.event);
             }
             self.costs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(row.id, costs.clone());
-            costs
-        } else {
-            known
-        };
-        row.model = costs.model;
-        row.cost_usd = costs.usd;
+                .insert(row.id, spend.clone());
+        }
+        row.model = spend.model;
+        row.cost_usd = spend.usd;
         Ok(row)
-    }
-
-    fn price(&self, model: &str, fallback: Option<&str>, usage: &Usage) -> Option<f64> {
-        self.prices
-            .estimate(model, usage)
-            .or_else(|| self.prices.estimate(fallback?, usage))
-            .map(|c| c.total())
     }
 
     async fn summary(&self, run: RunId) -> Result<RunRow> {
