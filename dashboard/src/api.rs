@@ -5,9 +5,9 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
+use crate::App;
 use crate::error::{Error, Result};
 use crate::source::{Answer, Decided, EventsQuery, RunPage, RunQuery, RunView, Source};
-use crate::App;
 
 /// `POST /api/runs`: an agent known by name and the input. Nothing else is
 /// accepted: never an agent definition.
@@ -64,10 +64,12 @@ pub(crate) async fn start<S: Source>(
 ) -> Result<Json<serde_json::Value>> {
     let body = json(body)?;
     if body.input.trim().is_empty() {
-        return Err(Error::BadRequest("`input` is empty: give the agent a prompt".to_owned()));
+        return Err(Error::BadRequest(
+            "`input` is empty: give the agent a prompt".to_owned(),
+        ));
     }
     let run = app.source.start(&body.agent, body.input).await?;
-    Ok(Json(serde_json::json!({ "run": run })))
+    Ok(Json(serde_json::json!({ "run": run.to_string() })))
 }
 
 pub(crate) async fn decide<S: Source>(

@@ -9,13 +9,41 @@ use crate::error::Error;
 
 /// `(name, content type, bytes)` of every asset.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("../assets/app.css")),
-    ("common.js", "text/javascript; charset=utf-8", include_str!("../assets/common.js")),
-    ("list.js", "text/javascript; charset=utf-8", include_str!("../assets/list.js")),
-    ("run.js", "text/javascript; charset=utf-8", include_str!("../assets/run.js")),
-    ("trace.js", "text/javascript; charset=utf-8", include_str!("../assets/trace.js")),
-    ("graph.js", "text/javascript; charset=utf-8", include_str!("../assets/graph.js")),
-    ("favicon.svg", "image/svg+xml", include_str!("../assets/favicon.svg")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/app.css"),
+    ),
+    (
+        "common.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/common.js"),
+    ),
+    (
+        "list.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/list.js"),
+    ),
+    (
+        "run.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/run.js"),
+    ),
+    (
+        "trace.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/trace.js"),
+    ),
+    (
+        "graph.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/graph.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../assets/favicon.svg"),
+    ),
 ];
 
 const LIST_PAGE: &str = include_str!("../assets/index.html");

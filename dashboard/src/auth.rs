@@ -109,7 +109,10 @@ impl Guard {
             return Err(Error::Forbidden(format!(
                 "this server answers only to {} (Host was {:?}); a page on another name reached it (DNS rebinding?)",
                 self.hosts.join(" or "),
-                headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("absent"),
+                headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("absent"),
             )));
         }
         let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
@@ -128,7 +131,10 @@ impl Guard {
                     "this token is not the one `keel ui` printed (it changes at every start; see <store>/ui-token)".to_owned(),
                 ));
             }
-            let cookie = format!("{}={}; HttpOnly; SameSite=Strict; Path=/", self.cookie, self.token);
+            let cookie = format!(
+                "{}={}; HttpOnly; SameSite=Strict; Path=/",
+                self.cookie, self.token
+            );
             let response = Response::builder()
                 .status(StatusCode::SEE_OTHER)
                 .header(header::LOCATION, "/")
@@ -229,9 +235,18 @@ pub async fn middleware(
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 fn secure_headers(headers: &mut HeaderMap) {
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers
         .entry(header::CACHE_CONTROL)

@@ -25,9 +25,9 @@
 //! # }
 //! ```
 
-pub mod auth;
 mod api;
 mod assets;
+pub mod auth;
 mod error;
 mod listener;
 mod local;
@@ -47,11 +47,11 @@ pub use api::{CancelRun, StartRun};
 pub use error::{Error, Result};
 pub use listener::{Peer, PeerCheck};
 pub use local::{Local, delta};
-pub use spend::Spend;
 pub use source::{
-    Answer, Decided, Delta, Entry, EventsQuery, Link, MAX_PAGE, RunPage, RunQuery, RunRow,
-    RunView, Source, Update, Verdict, Waiting,
+    Answer, Decided, Delta, Entry, EventsQuery, Link, MAX_PAGE, RunPage, RunQuery, RunRow, RunView,
+    Source, Update, Verdict, Waiting,
 };
+pub use spend::Spend;
 
 /// What every handler shares.
 pub(crate) struct App<S> {

@@ -11,11 +11,11 @@ use keel_storage::{BlobHash, EventStore, RunId, RunInfo, RunStatus, Seq};
 
 use crate::error::{Error, Result};
 use crate::paging::{Filter, children, waiting};
-use crate::spend::Spend;
 use crate::source::{
-    Answer, Decided, Delta, Entry, EventsQuery, RunPage, RunQuery, RunRow, RunView, Source,
-    Update, Verdict,
+    Answer, Decided, Delta, Entry, EventsQuery, RunPage, RunQuery, RunRow, RunView, Source, Update,
+    Verdict,
 };
+use crate::spend::Spend;
 
 /// The runtime owning the store, and the agents runs may be started with by name.
 #[derive(Clone)]
@@ -38,10 +38,8 @@ impl Local {
     /// A source over `keel`. Runs can be started with `agents` (registered here);
     /// nothing else can be started from the API.
     pub fn new(keel: Keel, agents: impl IntoIterator<Item = Agent>) -> Self {
-        let agents: BTreeMap<String, Agent> = agents
-            .into_iter()
-            .map(|a| (a.id().to_owned(), a))
-            .collect();
+        let agents: BTreeMap<String, Agent> =
+            agents.into_iter().map(|a| (a.id().to_owned(), a)).collect();
         for agent in agents.values() {
             keel.register(agent.clone());
         }
@@ -109,7 +107,12 @@ impl Local {
 
     /// The steps a suspended run of `len` events waits at, reading back from the
     /// end until its last response.
-    async fn waiting_of(&self, run: RunId, len: u64, page: &[Entry]) -> Result<Vec<crate::Waiting>> {
+    async fn waiting_of(
+        &self,
+        run: RunId,
+        len: u64,
+        page: &[Entry],
+    ) -> Result<Vec<crate::Waiting>> {
         if page.last().is_some_and(|e| e.seq + 1 == len)
             && let Some(w) = waiting(page)
         {
@@ -269,10 +272,17 @@ impl Source for Local {
             .is_some_and(|s| self.keel.agent(&s.agent).is_some());
         if agent_known {
             match self.keel.resume(run, &step, decision.clone()).await {
-                Ok(()) => return Ok(Decided { step, continued: true }),
+                Ok(()) => {
+                    return Ok(Decided {
+                        step,
+                        continued: true,
+                    });
+                }
                 // The run's recorded agent differs from the one known here: record
                 // the answer only; `keel resume` continues it.
-                Err(keel_engine::Error::NonDeterminism(_) | keel_engine::Error::UnknownAgent { .. }) => {}
+                Err(
+                    keel_engine::Error::NonDeterminism(_) | keel_engine::Error::UnknownAgent { .. },
+                ) => {}
                 Err(e) => return Err(e.into()),
             }
         }

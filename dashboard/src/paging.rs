@@ -93,7 +93,10 @@ pub fn children(infos: &[RunInfo], run: RunId) -> Vec<Link> {
         .iter()
         .filter_map(|i| {
             let (parent, at) = i.summary.as_ref()?.parent?;
-            (parent == run).then_some(Link { run: i.run, at: at.0 })
+            (parent == run).then_some(Link {
+                run: i.run,
+                at: at.0,
+            })
         })
         .collect();
     links.sort_by_key(|l| l.run);

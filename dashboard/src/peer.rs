@@ -88,7 +88,11 @@ pub fn holder_of(proc: &Path, inode: u64) -> Option<u32> {
     let target = format!("socket:[{inode}]");
     let entries = std::fs::read_dir(proc).ok()?;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {

@@ -82,7 +82,8 @@ pub struct RunPage {
 /// A run as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
-    /// The run.
+    /// The run (32 hex digits, as the CLI shows it).
+    #[serde(with = "hex_id")]
     pub id: RunId,
     /// The agent's id.
     pub agent: String,
@@ -136,6 +137,7 @@ impl RunRow {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
     /// The other run.
+    #[serde(with = "hex_id")]
     pub run: RunId,
     /// The length of the prefix the fork took.
     pub at: u64,
@@ -302,4 +304,20 @@ pub fn parse_statuses(text: &str) -> Result<Vec<RunStatus>> {
             ))),
         })
         .collect()
+}
+
+/// Run ids on the wire as the CLI prints them (32 hex digits); any form `RunId`
+/// parses is accepted.
+mod hex_id {
+    use keel_storage::RunId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &RunId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RunId, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
