@@ -16,7 +16,8 @@ use keel::storage::{EventStore, SledStore};
 #[tokio::test]
 #[ignore = "writes a canned history's logs; run by hand"]
 async fn dump_logs() {
-    let dir = std::env::var("KEEL_DUMP_HISTORY").expect("set KEEL_DUMP_HISTORY to a history's folder");
+    let dir =
+        std::env::var("KEEL_DUMP_HISTORY").expect("set KEEL_DUMP_HISTORY to a history's folder");
     let dir = Path::new(&dir);
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&dir.join("store"), tmp.path());

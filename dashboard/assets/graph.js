@@ -60,7 +60,7 @@ const KeelViews = (() => {
   function node(x, y, w, label, sub, color, onclick, id) {
     return svg("g", { class: "gnode", transform: `translate(${x},${y})`, onclick, "data-node": id },
       svg("rect", { width: w, height: 40, rx: 6, fill: "#fff", stroke: color, "stroke-width": 2 }),
-      svg("text", { x: 10, y: 17, class: "gl", text: label.length > 26 ? label.slice(0, 25) + "…" : label }),
+      svg("text", { x: 10, y: 17, class: "gl", text: label.length > 32 ? label.slice(0, 31) + "…" : label }),
       svg("text", { x: 10, y: 32, class: "gs", text: sub }));
   }
 
@@ -73,7 +73,7 @@ const KeelViews = (() => {
   // the parent run (for a fork) above, runs forked from this one beside the turn
   // where they left it.
   function graph(container, m, run, children, show) {
-    const W = 180, GAP = 24, ROW = 80, X0 = 20;
+    const W = 230, GAP = 24, ROW = 80, X0 = 20;
     const parts = [];
     let y = 10;
     let prev = null; // [x, y] of the bottom of the previous node

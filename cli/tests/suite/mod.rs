@@ -4,3 +4,4 @@ mod kill9;
 mod owner;
 mod pty;
 mod run;
+mod dashboard;

@@ -154,24 +154,18 @@ pub async fn write_run(
 }
 
 /// A store of `runs` small runs (8 events each, agents `agent-0` … `agent-3`, one
-/// minute apart) ending now.
+/// minute apart) ending now, written 64 at a time (their syncs are shared).
 pub async fn many_runs(store: &impl EventStore, runs: usize) -> Vec<RunId> {
+    use futures::StreamExt;
     let now = Timestamp::now().0;
-    let mut ids = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let agent = format!("agent-{}", i % 4);
-        let input = format!("task {i}: fix the failing test in module m{}", i % 50);
-        let start = now - (runs - i) as u64 * 60_000;
-        let run = RunId::new();
-        write_run(
-            store,
-            run,
-            &agent,
-            &input,
-            &events(&agent, &input, 1, start),
-        )
+    let ids: Vec<RunId> = (0..runs).map(|_| RunId::new()).collect();
+    futures::stream::iter(ids.iter().enumerate())
+        .for_each_concurrent(64, |(i, run)| async move {
+            let agent = format!("agent-{}", i % 4);
+            let input = format!("task {i}: fix the failing test in module m{}", i % 50);
+            let start = now - (runs - i) as u64 * 60_000;
+            write_run(store, *run, &agent, &input, &events(&agent, &input, 1, start)).await;
+        })
         .await;
-        ids.push(run);
-    }
     ids
 }
