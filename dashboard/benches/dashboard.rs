@@ -47,7 +47,10 @@ where
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(bench());
 }
 
@@ -57,19 +60,39 @@ async fn bench() {
     let started = Instant::now();
     generate::many_runs(&store, 10_000).await;
     let long = RunId::new();
-    let events = generate::events("coding_agent", "a very long session", 4_999, 1_700_000_000_000);
+    let events = generate::events(
+        "coding_agent",
+        "a very long session",
+        4_999,
+        1_700_000_000_000,
+    );
     generate::write_run(&store, long, "coding_agent", "a very long session", &events).await;
-    println!("generated 10,000 runs and a 20,000-event run in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "generated 10,000 runs and a 20,000-event run in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let keel = Keel::new(store);
-    let server = Server::start(Local::new(keel.clone(), []), Options::new("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let server = Server::start(
+        Local::new(keel.clone(), []),
+        Options::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
     let addr = server.addr();
     let host = addr.to_string();
     let bearer = format!("Bearer {}", server.token());
     let get = |path: String| {
         let (host, bearer) = (host.clone(), bearer.clone());
         async move {
-            let r = send(addr, "GET", &path, &[("host", &host), ("authorization", &bearer)], None).await;
+            let r = send(
+                addr,
+                "GET",
+                &path,
+                &[("host", &host), ("authorization", &bearer)],
+                None,
+            )
+            .await;
             assert_eq!(r.status, 200, "{path}: {}", r.body);
             r
         }
@@ -81,24 +104,73 @@ async fn bench() {
     let first = get(format!("/api/runs/{long}?limit=500")).await;
     let cold = start.elapsed();
     assert_eq!(first.json()["events"].as_array().unwrap().len(), 500);
-    let page = stats(time(ROUNDS, || async { get(format!("/api/runs/{long}?limit=500")).await; }).await);
-    let read = stats(time(ROUNDS, || async { keel.store().read(long, Seq(19_500)).await.unwrap(); }).await);
+    let page = stats(
+        time(ROUNDS, || async {
+            get(format!("/api/runs/{long}?limit=500")).await;
+        })
+        .await,
+    );
+    let read = stats(
+        time(ROUNDS, || async {
+            keel.store().read(long, Seq(19_500)).await.unwrap();
+        })
+        .await,
+    );
 
-    let list = stats(time(ROUNDS, || async { get("/api/runs?limit=50".to_owned()).await; }).await);
-    let filtered = stats(time(ROUNDS, || async { get("/api/runs?limit=50&agent=agent-1&text=module%20m7".to_owned()).await; }).await);
-    let index = stats(time(ROUNDS, || async { keel.store().list_runs().await.unwrap(); }).await);
+    let list = stats(
+        time(ROUNDS, || async {
+            get("/api/runs?limit=50".to_owned()).await;
+        })
+        .await,
+    );
+    let filtered = stats(
+        time(ROUNDS, || async {
+            get("/api/runs?limit=50&agent=agent-1&text=module%20m7".to_owned()).await;
+        })
+        .await,
+    );
+    let index = stats(
+        time(ROUNDS, || async {
+            keel.store().list_runs().await.unwrap();
+        })
+        .await,
+    );
 
     println!("\n| what | median | p95 | target | baseline (same run) | ratio |");
     println!("| --- | --- | --- | --- | --- | --- |");
-    println!("| GET /api/runs, 10,001 runs, 50 a page | {:.1} ms | {:.1} ms | ≤ 100 ms | store.list_runs() {:.1} ms | {:.2}× |", list.0, list.1, index.0, list.0 / index.0);
-    println!("| GET /api/runs filtered (agent + text) | {:.1} ms | {:.1} ms | ≤ 100 ms | store.list_runs() {:.1} ms | {:.2}× |", filtered.0, filtered.1, index.0, filtered.0 / index.0);
-    println!("| GET /api/runs/{{20k-event run}}, last 500 events | {:.1} ms | {:.1} ms | ≤ 50 ms | store.read(last 500) {:.1} ms | {:.2}× |", page.0, page.1, read.0, page.0 / read.0);
-    println!("| the same, first request (cost folded from the whole log once) | {:.1} ms | | | | |", ms(cold));
+    println!(
+        "| GET /api/runs, 10,001 runs, 50 a page | {:.1} ms | {:.1} ms | ≤ 100 ms | store.list_runs() {:.1} ms | {:.2}× |",
+        list.0,
+        list.1,
+        index.0,
+        list.0 / index.0
+    );
+    println!(
+        "| GET /api/runs filtered (agent + text) | {:.1} ms | {:.1} ms | ≤ 100 ms | store.list_runs() {:.1} ms | {:.2}× |",
+        filtered.0,
+        filtered.1,
+        index.0,
+        filtered.0 / index.0
+    );
+    println!(
+        "| GET /api/runs/{{20k-event run}}, last 500 events | {:.1} ms | {:.1} ms | ≤ 50 ms | store.read(last 500) {:.1} ms | {:.2}× |",
+        page.0,
+        page.1,
+        read.0,
+        page.0 / read.0
+    );
+    println!(
+        "| the same, first request (cost folded from the whole log once) | {:.1} ms | | | | |",
+        ms(cold)
+    );
 
     match paint(&server, long).await {
         Ok(samples) => {
             let (median, worst) = (samples[samples.len() / 2], samples[samples.len() - 1]);
-            println!("| Chromium: the 20k-event run's page, first contentful paint | {median:.0} ms | max {worst:.0} ms of {} loads | ≤ 1,000 ms | | |", samples.len());
+            println!(
+                "| Chromium: the 20k-event run's page, first contentful paint | {median:.0} ms | max {worst:.0} ms of {} loads | ≤ 1,000 ms | | |",
+                samples.len()
+            );
         }
         Err(e) => println!("\nChromium figure not measured: {e}"),
     }
@@ -108,10 +180,15 @@ async fn bench() {
 /// First contentful paint of the run's page, from the Performance API, over fresh
 /// page loads.
 async fn paint(server: &Server, run: RunId) -> Result<Vec<f64>, String> {
-    let install = "install `chromium` and `chromium-driver` (apt-get install -y chromium chromium-driver)";
+    let install =
+        "install `chromium` and `chromium-driver` (apt-get install -y chromium chromium-driver)";
     let driver = which("chromedriver").ok_or(format!("chromedriver is missing: {install}"))?;
     let chromium = which("chromium").ok_or(format!("chromium is missing: {install}"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(driver)
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
@@ -162,5 +239,7 @@ async fn paint(server: &Server, run: RunId) -> Result<Vec<f64>, String> {
 }
 
 fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }

@@ -1,7 +1,7 @@
 mod crash;
+mod dashboard;
 mod inspect;
 mod kill9;
 mod owner;
 mod pty;
 mod run;
-mod dashboard;

@@ -88,7 +88,7 @@ pub fn events(agent: &str, input: &str, turns: u32, start_ms: u64) -> Vec<Stampe
                     } else {
                         StopReason::ToolUse
                     },
-                    usage: usage.clone(),
+                    usage,
                 }),
                 latency_ms: 700,
             },
@@ -164,7 +164,14 @@ pub async fn many_runs(store: &impl EventStore, runs: usize) -> Vec<RunId> {
             let agent = format!("agent-{}", i % 4);
             let input = format!("task {i}: fix the failing test in module m{}", i % 50);
             let start = now - (runs - i) as u64 * 60_000;
-            write_run(store, *run, &agent, &input, &events(&agent, &input, 1, start)).await;
+            write_run(
+                store,
+                *run,
+                &agent,
+                &input,
+                &events(&agent, &input, 1, start),
+            )
+            .await;
         })
         .await;
     ids

@@ -5,8 +5,8 @@
 mod browser;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,10 @@ const FLAGS: [&str; 9] = [
 
 fn find(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/lib/chromium")]) {
+    for dir in std::env::split_paths(&path).chain([
+        PathBuf::from("/usr/bin"),
+        PathBuf::from("/usr/lib/chromium"),
+    ]) {
         for name in names {
             let candidate = dir.join(name);
             if candidate.is_file() {
@@ -66,9 +69,14 @@ impl Ui {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let url = line.trim().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:") && url.contains("/?token="), "keel ui printed {url:?}");
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.contains("/?token="),
+            "keel ui printed {url:?}"
+        );
         let base = url.split("/?token=").next().unwrap().to_owned();
         Self { child, url, base }
     }
@@ -90,9 +98,15 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Self {
-        let driver_path = find(&["chromedriver"]).unwrap_or_else(|| panic!("chromedriver is missing: {INSTALL}"));
-        let chromium = find(&["chromium", "chromium-browser", "google-chrome"]).unwrap_or_else(|| panic!("Chromium is missing: {INSTALL}"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver_path =
+            find(&["chromedriver"]).unwrap_or_else(|| panic!("chromedriver is missing: {INSTALL}"));
+        let chromium = find(&["chromium", "chromium-browser", "google-chrome"])
+            .unwrap_or_else(|| panic!("Chromium is missing: {INSTALL}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         // In a process group of its own, so Chromium goes with it (see Drop).
         let driver = Command::new(driver_path)
             .arg(format!("--port={port}"))
@@ -104,24 +118,38 @@ impl Browser {
         // chromedriver is ready when it accepts connections.
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start listening on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start listening on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
-        caps.insert("goog:chromeOptions".into(), json!({ "binary": chromium, "args": args }));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": chromium, "args": args }),
+        );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .unwrap_or_else(|e| panic!("cannot start headless Chromium ({e}): {INSTALL}"));
         client
-            .update_timeouts(TimeoutConfiguration::new(Some(Duration::from_secs(60)), Some(Duration::from_secs(60)), None))
+            .update_timeouts(TimeoutConfiguration::new(
+                Some(Duration::from_secs(60)),
+                Some(Duration::from_secs(60)),
+                None,
+            ))
             .await
             .unwrap();
-        Self { driver, client, _profile: profile }
+        Self {
+            driver,
+            client,
+            _profile: profile,
+        }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -138,7 +166,10 @@ impl Browser {
             const obs = new MutationObserver(() => { if (ok()) { obs.disconnect(); done(true); } });
             obs.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
         "#;
-        let found = self.client.execute_async(script, vec![json!(selector), json!(text)]).await;
+        let found = self
+            .client
+            .execute_async(script, vec![json!(selector), json!(text)])
+            .await;
         if found.is_err() {
             let body = self.js("return document.body.innerText").await;
             panic!("`{selector}` never showed {text:?}; the page shows:\n{body}");
@@ -150,7 +181,13 @@ impl Browser {
     }
 
     pub async fn click(&self, selector: &str) {
-        self.client.find(Locator::Css(selector)).await.unwrap().click().await.unwrap();
+        self.client
+            .find(Locator::Css(selector))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Saves a screenshot when `KEEL_UI_SCREENSHOTS` names a directory.
@@ -168,7 +205,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", "--", &format!("-{}", self.driver.id())]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.wait();
     }
 }
