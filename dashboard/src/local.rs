@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, future};
-use keel_engine::{Agent, Decision, Event, Keel, RunEvent, StepKey, decode};
+use keel_engine::{Agent, Event, Keel, RunEvent, StepKey, decode};
 use keel_providers::pricing::PriceTable;
 use keel_storage::{BlobHash, EventStore, RunId, RunInfo, RunStatus, Seq};
 
@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::paging::{Filter, children, waiting};
 use crate::source::{
     Answer, Decided, Delta, Entry, EventsQuery, RunPage, RunQuery, RunRow, RunView, Source, Update,
-    Verdict,
 };
 use crate::spend::Spend;
 
@@ -251,18 +250,7 @@ impl Source for Local {
 
     async fn decide(&self, run: RunId, answer: Answer) -> Result<Decided> {
         let step = self.step_for(run, &answer).await?;
-        let mut decision = match answer.decision {
-            Verdict::Approve => Decision::approve(),
-            Verdict::Deny => Decision::deny(),
-        }
-        .shown(answer.digest.clone())
-        .by(answer.by.clone());
-        if answer.always {
-            decision = decision.always();
-        }
-        if let Some(note) = answer.note.clone().filter(|n| !n.trim().is_empty()) {
-            decision = decision.with_note(note);
-        }
+        let decision = answer.decision();
         let agent_known = self
             .keel
             .store()

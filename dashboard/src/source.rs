@@ -269,6 +269,25 @@ pub struct Answer {
     pub by: String,
 }
 
+impl Answer {
+    /// The engine's decision: bound to the digest shown, recording who answered.
+    pub fn decision(&self) -> keel_engine::Decision {
+        let mut decision = match self.decision {
+            Verdict::Approve => keel_engine::Decision::approve(),
+            Verdict::Deny => keel_engine::Decision::deny(),
+        }
+        .shown(self.digest.clone())
+        .by(self.by.clone());
+        if self.always {
+            decision = decision.always();
+        }
+        if let Some(note) = self.note.clone().filter(|n| !n.trim().is_empty()) {
+            decision = decision.with_note(note);
+        }
+        decision
+    }
+}
+
 /// Approve or deny.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -62,26 +62,8 @@ pub async fn ui(ctx: &Ctx, args: UiArgs) -> Result<u8> {
     };
     let server = match &backend {
         Backend::Local(local) => {
-            let owner = local.owner();
-            let mut built = Vec::new();
-            for spec in agents.all() {
-                match owner.register(spec, &env) {
-                    Ok(agent) => built.push(agent),
-                    Err(e) => eprintln!("keel: agent `{}` is not available here: {e}", spec.id),
-                }
-            }
-            let report = owner.keel().recover().await?;
-            eprintln!(
-                "keel: owning {} ({} runs resumed, {} waiting for people, {} could not resume)",
-                ctx.store.display(),
-                report.resumed.len(),
-                report.waiting.len(),
-                report.failed.len()
-            );
-            for (run, e) in &report.failed {
-                eprintln!("keel: run {run} was not resumed: {e}");
-            }
-            let source = keel_dashboard::Local::new(owner.keel().clone(), built);
+            let built = super::serve::take_over(local, &agents, &env, "owning", &ctx.store).await?;
+            let source = keel_dashboard::Local::new(local.owner().keel().clone(), built);
             Server::start(source, options(me)).await
         }
         Backend::Remote(r) => {

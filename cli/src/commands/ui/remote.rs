@@ -11,9 +11,9 @@ use futures::stream::BoxStream;
 use keel_dashboard::paging::{Filter, children, waiting};
 use keel_dashboard::{
     Answer, Decided, Entry, Error, EventsQuery, Result, RunPage, RunQuery, RunRow, RunView, Source,
-    Spend, Update, Verdict, delta,
+    Spend, Update, delta,
 };
-use keel_engine::{Decision, StepKey};
+use keel_engine::StepKey;
 use keel_providers::pricing::PriceTable;
 use keel_storage::{BlobHash, RunId, RunInfo, Seq};
 
@@ -210,18 +210,7 @@ impl Source for Remote {
                 }
             },
         };
-        let mut decision = match answer.decision {
-            Verdict::Approve => Decision::approve(),
-            Verdict::Deny => Decision::deny(),
-        }
-        .shown(answer.digest)
-        .by(answer.by);
-        if answer.always {
-            decision = decision.always();
-        }
-        if let Some(note) = answer.note.filter(|n| !n.trim().is_empty()) {
-            decision = decision.with_note(note);
-        }
+        let decision = answer.decision();
         let spec = self.agents.get(&view.run.agent).cloned();
         let continued = spec.is_some();
         let body = DecisionBody {

@@ -3,6 +3,7 @@
 //! model server of `support`.
 
 mod browser;
+mod serve;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -53,6 +54,7 @@ fn find(names: &[&str]) -> Option<PathBuf> {
 /// A running `keel ui` on the project's store.
 pub struct Ui {
     child: Child,
+    stderr: Option<BufReader<std::process::ChildStderr>>,
     /// The URL it printed, with the token.
     pub url: String,
     /// `http://127.0.0.1:PORT`.
@@ -78,7 +80,31 @@ impl Ui {
             "keel ui printed {url:?}"
         );
         let base = url.split("/?token=").next().unwrap().to_owned();
-        Self { child, url, base }
+        let stderr = child.stderr.take().map(BufReader::new);
+        Self {
+            child,
+            stderr,
+            url,
+            base,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to exit; its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        self.child.wait().unwrap().code()
+    }
+
+    /// The first line it wrote to stderr.
+    pub fn stderr_line(&mut self) -> String {
+        let mut line = String::new();
+        if let Some(err) = &mut self.stderr {
+            err.read_line(&mut line).unwrap();
+        }
+        line
     }
 }
 
