@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::{CancelRun, StartRun};
 pub use error::{Error, Result};
 pub use listener::{Peer, PeerCheck};
-pub use local::{Local, delta};
+pub use local::{INDEX_MAX_AGE, Local, delta};
 pub use source::{
     Answer, Decided, Delta, Entry, EventsQuery, Link, MAX_PAGE, RunPage, RunQuery, RunRow, RunView,
     Source, Update, Verdict, Waiting,

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, future};
@@ -16,12 +17,20 @@ use crate::source::{
 };
 use crate::spend::Spend;
 
+/// How stale the runs list may be (runs changed by others than this source). The
+/// list's live feed compares the index as often, so pages learn of changes anyway.
+pub const INDEX_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The run index as last read, and when.
+type Index = (Instant, Arc<Vec<RunInfo>>);
+
 /// The runtime owning the store, and the agents runs may be started with by name.
 #[derive(Clone)]
 pub struct Local {
     keel: Keel,
     agents: Arc<BTreeMap<String, Agent>>,
     costs: Arc<Mutex<HashMap<RunId, Spend>>>,
+    index: Arc<tokio::sync::Mutex<Option<Index>>>,
     prices: Arc<PriceTable>,
 }
 
@@ -46,6 +55,7 @@ impl Local {
             keel,
             agents: Arc::new(agents),
             costs: Arc::default(),
+            index: Arc::default(),
             prices: Arc::new(PriceTable::default()),
         }
     }
@@ -131,6 +141,27 @@ impl Local {
         }
     }
 
+    /// The store's run index, read at most once per [`INDEX_MAX_AGE`] (listing
+    /// every run's summary is the costly part of the list: the store has no paged
+    /// listing); what this source itself changes drops it at once.
+    async fn cached_index(&self) -> Result<Arc<Vec<RunInfo>>> {
+        let mut cached = self.index.lock().await;
+        if let Some((at, infos)) = cached.as_ref()
+            && at.elapsed() < INDEX_MAX_AGE
+        {
+            return Ok(infos.clone());
+        }
+        let infos = Arc::new(self.keel.store().list_runs().await?);
+        *cached = Some((Instant::now(), infos.clone()));
+        Ok(infos)
+    }
+
+    fn forget_index(&self) {
+        if let Ok(mut cached) = self.index.try_lock() {
+            *cached = None;
+        }
+    }
+
     async fn step_for(&self, run: RunId, answer: &Answer) -> Result<StepKey> {
         if let Some(step) = &answer.step {
             return Ok(StepKey::from(step.as_str()));
@@ -155,7 +186,7 @@ impl Local {
 
 impl Source for Local {
     async fn index(&self) -> Result<Vec<RunInfo>> {
-        Ok(self.keel.store().list_runs().await?)
+        Ok(self.cached_index().await?.to_vec())
     }
 
     async fn row(&self, run: RunId) -> Result<RunRow> {
@@ -164,8 +195,8 @@ impl Source for Local {
 
     async fn runs(&self, query: RunQuery) -> Result<RunPage> {
         let filter = Filter::new(&query)?;
-        let infos = self.keel.store().list_runs().await?;
-        let (rows, next, total) = filter.page(infos);
+        let infos = self.cached_index().await?;
+        let (rows, next, total) = filter.page(infos.to_vec());
         let runs = future::try_join_all(rows.into_iter().map(|r| self.with_costs(r))).await?;
         Ok(RunPage { runs, next, total })
     }
@@ -179,7 +210,7 @@ impl Source for Local {
         } else {
             Vec::new()
         };
-        let infos = self.keel.store().list_runs().await?;
+        let infos = self.cached_index().await?;
         Ok(RunView {
             children: children(&infos, run),
             run: row,
@@ -245,6 +276,7 @@ impl Source for Local {
             ))
         })?;
         let handle = self.keel.invoke(definition, input).await?;
+        self.forget_index();
         Ok(handle.id())
     }
 
@@ -261,6 +293,7 @@ impl Source for Local {
         if agent_known {
             match self.keel.resume(run, &step, decision.clone()).await {
                 Ok(()) => {
+                    self.forget_index();
                     return Ok(Decided {
                         step,
                         continued: true,
@@ -275,6 +308,7 @@ impl Source for Local {
             }
         }
         self.keel.record_decision(run, &step, decision).await?;
+        self.forget_index();
         Ok(Decided {
             step,
             continued: false,
@@ -282,7 +316,9 @@ impl Source for Local {
     }
 
     async fn cancel(&self, run: RunId, reason: String) -> Result<()> {
-        Ok(self.keel.cancel(run, reason).await?)
+        self.keel.cancel(run, reason).await?;
+        self.forget_index();
+        Ok(())
     }
 
     async fn blob(&self, hash: BlobHash) -> Result<String> {
