@@ -196,7 +196,7 @@ impl Source for Local {
     async fn runs(&self, query: RunQuery) -> Result<RunPage> {
         let filter = Filter::new(&query)?;
         let infos = self.cached_index().await?;
-        let (rows, next, total) = filter.page(infos.to_vec());
+        let (rows, next, total) = filter.page(&infos);
         let runs = future::try_join_all(rows.into_iter().map(|r| self.with_costs(r))).await?;
         Ok(RunPage { runs, next, total })
     }

@@ -67,18 +67,18 @@ impl Filter {
 
     /// The page of `infos` (in any order) this filter selects: rows newest first,
     /// the cursor of the next page, and how many match in all.
-    pub fn page(&self, mut infos: Vec<RunInfo>) -> (Vec<RunRow>, Option<String>, usize) {
-        infos.retain(|i| self.matches(i));
-        infos.sort_unstable_by_key(|i| std::cmp::Reverse(i.run));
-        let total = infos.len();
+    pub fn page(&self, infos: &[RunInfo]) -> (Vec<RunRow>, Option<String>, usize) {
+        let mut matching: Vec<&RunInfo> = infos.iter().filter(|i| self.matches(i)).collect();
+        matching.sort_unstable_by_key(|i| std::cmp::Reverse(i.run));
+        let total = matching.len();
         let start = match self.cursor {
-            Some(c) => infos.partition_point(|i| i.run >= c),
+            Some(c) => matching.partition_point(|i| i.run >= c),
             None => 0,
         };
-        let rows: Vec<RunRow> = infos[start..]
+        let rows: Vec<RunRow> = matching[start..]
             .iter()
             .take(self.limit)
-            .filter_map(RunRow::from_info)
+            .filter_map(|i| RunRow::from_info(i))
             .collect();
         let next = (start + rows.len() < total)
             .then(|| rows.last().map(|r| r.id.to_string()))

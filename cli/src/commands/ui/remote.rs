@@ -107,7 +107,7 @@ impl Source for Remote {
 
     async fn runs(&self, query: RunQuery) -> Result<RunPage> {
         let filter = Filter::new(&query)?;
-        let (runs, next, total) = filter.page(self.index().await?);
+        let (runs, next, total) = filter.page(&self.index().await?);
         Ok(RunPage { runs, next, total })
     }
 
