@@ -170,6 +170,12 @@ impl Source for Remote {
                     return;
                 }
             }
+            // The owner's stream ends with the run, also when it had ended before
+            // `from`: say so, or the browser would reconnect again and again.
+            let row = this.row(run).await?;
+            if !matches!(row.status.as_str(), "running" | "suspended") {
+                yield Update::End;
+            }
         })
     }
 
