@@ -53,6 +53,14 @@ impl Error {
         }
     }
 
+    /// A run submission naming an agent this server was not configured with.
+    pub fn unknown_agent(agent: &str, known: &[String]) -> Self {
+        Error::BadRequest(format!(
+            "no agent `{agent}` here (known: {}); runs start only with agents this server was configured with",
+            known.join(", ")
+        ))
+    }
+
     /// The engine's error, classified.
     pub fn from_engine(e: keel_engine::Error) -> Self {
         use keel_engine::Error as E;

@@ -161,27 +161,6 @@ impl Local {
             *cached = None;
         }
     }
-
-    async fn step_for(&self, run: RunId, answer: &Answer) -> Result<StepKey> {
-        if let Some(step) = &answer.step {
-            return Ok(StepKey::from(step.as_str()));
-        }
-        let view = self.run(run, EventsQuery::default()).await?;
-        match view.waiting.as_slice() {
-            [one] => Ok(one.step.clone()),
-            [] => Err(Error::Conflict {
-                message: format!("run {run} is not waiting for anyone ({})", view.run.status),
-                code: None,
-            }),
-            many => Err(Error::BadRequest(format!(
-                "run {run} waits at several steps ({}); name one as `step`",
-                many.iter()
-                    .map(|w| w.step.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    }
 }
 
 impl Source for Local {
@@ -269,19 +248,23 @@ impl Source for Local {
     }
 
     async fn start(&self, agent: &str, input: String) -> Result<RunId> {
-        let definition = self.agents.get(agent).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "no agent `{agent}` here (known: {}); runs start only with agents this server was configured with",
-                self.agents().join(", ")
-            ))
-        })?;
+        let definition = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| Error::unknown_agent(agent, &self.agents()))?;
         let handle = self.keel.invoke(definition, input).await?;
         self.forget_index();
         Ok(handle.id())
     }
 
     async fn decide(&self, run: RunId, answer: Answer) -> Result<Decided> {
-        let step = self.step_for(run, &answer).await?;
+        let step = match &answer.step {
+            Some(step) => StepKey::from(step.as_str()),
+            None => self
+                .run(run, EventsQuery::default())
+                .await?
+                .step_for(None)?,
+        };
         let decision = answer.decision();
         let agent_known = self
             .keel

@@ -179,6 +179,30 @@ pub struct RunView {
     pub to: u64,
 }
 
+impl RunView {
+    /// The step an answer is for: the one it names, else the only one waiting.
+    pub fn step_for(&self, named: Option<&str>) -> Result<StepKey> {
+        if let Some(step) = named {
+            return Ok(StepKey::from(step));
+        }
+        let run = self.run.id;
+        match self.waiting.as_slice() {
+            [one] => Ok(one.step.clone()),
+            [] => Err(crate::Error::Conflict {
+                message: format!("run {run} is not waiting for anyone ({})", self.run.status),
+                code: None,
+            }),
+            many => Err(crate::Error::BadRequest(format!(
+                "run {run} waits at several steps ({}); name one as `step`",
+                many.iter()
+                    .map(|w| w.step.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+}
+
 /// A step waiting for a person, with exactly what the person approves.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Waiting {

@@ -13,7 +13,6 @@ use keel_dashboard::{
     Answer, Decided, Entry, Error, EventsQuery, Result, RunPage, RunQuery, RunRow, RunView, Source,
     Spend, Update, delta,
 };
-use keel_engine::StepKey;
 use keel_providers::pricing::PriceTable;
 use keel_storage::{BlobHash, RunId, RunInfo, Seq};
 
@@ -180,12 +179,10 @@ impl Source for Remote {
     }
 
     async fn start(&self, agent: &str, input: String) -> Result<RunId> {
-        let spec = self.agents.get(agent).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "no agent `{agent}` here (known: {}); runs start only with agents this server was configured with",
-                self.agents().join(", ")
-            ))
-        })?;
+        let spec = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| Error::unknown_agent(agent, &self.agents()))?;
         let body = SubmitRun {
             agent: spec.clone(),
             input,
@@ -196,26 +193,7 @@ impl Source for Remote {
 
     async fn decide(&self, run: RunId, answer: Answer) -> Result<Decided> {
         let view = self.run(run, EventsQuery::default()).await?;
-        let step = match &answer.step {
-            Some(step) => StepKey::from(step.as_str()),
-            None => match view.waiting.as_slice() {
-                [one] => one.step.clone(),
-                [] => {
-                    return Err(Error::Conflict {
-                        message: format!(
-                            "run {run} is not waiting for anyone ({})",
-                            view.run.status
-                        ),
-                        code: None,
-                    });
-                }
-                _ => {
-                    return Err(Error::BadRequest(format!(
-                        "run {run} waits at several steps; name one as `step`"
-                    )));
-                }
-            },
-        };
+        let step = view.step_for(answer.step.as_deref())?;
         let decision = answer.decision();
         let spec = self.agents.get(&view.run.agent).cloned();
         let continued = spec.is_some();

@@ -88,8 +88,8 @@ fn an_address_other_machines_reach_needs_allow_remote() {
 }
 
 /// Reads a run's SSE stream (through curl) until an `entry` whose data contains
-/// `needle`, or `event: end`. Returns whether the needle was seen.
-fn read_until(lines: &mut impl Iterator<Item = String>, needle: &str) -> bool {
+/// every one of `needles`, or `event: end`. Returns whether such an entry came.
+fn read_until(lines: &mut impl Iterator<Item = String>, needles: &[&str]) -> bool {
     let mut event = String::new();
     for line in lines {
         if let Some(name) = line.strip_prefix("event: ") {
@@ -97,7 +97,10 @@ fn read_until(lines: &mut impl Iterator<Item = String>, needle: &str) -> bool {
             if event == "end" {
                 return false;
             }
-        } else if event == "entry" && line.starts_with("data: ") && line.contains(needle) {
+        } else if event == "entry"
+            && line.starts_with("data: ")
+            && needles.iter().all(|n| line.contains(n))
+        {
             return true;
         }
     }
@@ -107,13 +110,15 @@ fn read_until(lines: &mut impl Iterator<Item = String>, needle: &str) -> bool {
 #[test]
 fn through_another_owner_the_dashboard_lists_approves_and_follows_a_run() {
     let project = Project::new(hello_script());
-    let mut owner = project
-        .keel()
-        .arg("serve")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut owner_err = BufReader::new(owner.stderr.take().unwrap()).lines();
+    let mut owner = Owner(
+        project
+            .keel()
+            .arg("serve")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut owner_err = BufReader::new(owner.0.stderr.take().unwrap()).lines();
     assert!(
         owner_err
             .by_ref()
@@ -163,13 +168,16 @@ fn through_another_owner_the_dashboard_lists_approves_and_follows_a_run() {
         );
         if tool == "write" {
             assert!(
-                read_until(&mut lines, "\"kind\":\"approval_requested\""),
+                read_until(
+                    &mut lines,
+                    &["\"kind\":\"approval_requested\"", "\"tool\":\"exec\""]
+                ),
                 "the command's approval arrives live"
             );
         }
     }
     assert!(
-        read_until(&mut lines, "\"kind\":\"run_completed\""),
+        read_until(&mut lines, &["\"kind\":\"run_completed\""]),
         "the end arrives live"
     );
     let _ = stream.kill();
@@ -177,6 +185,15 @@ fn through_another_owner_the_dashboard_lists_approves_and_follows_a_run() {
     let view = api(&ui, &format!("/api/runs/{run}"), None);
     assert_eq!(view["run"]["status"], "completed");
     drop(ui);
-    let _ = owner.kill();
-    let _ = owner.wait();
+    drop(owner);
+}
+
+/// The owning `keel serve`, stopped even when the test fails.
+struct Owner(std::process::Child);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
