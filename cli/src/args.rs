@@ -64,6 +64,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Own the store and serve its control socket until stopped (Ctrl-C).
     Serve,
+    /// Serve the dashboard and the HTTP API (prints the URL with a fresh token).
+    Ui(UiArgs),
 }
 
 /// `--json`.
@@ -269,4 +271,15 @@ pub struct DemoArgs {
     /// Approve every step without asking (the default without a terminal).
     #[arg(long)]
     pub approve_all: bool,
+}
+
+/// `keel ui`.
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// Where to listen; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "HOST:PORT")]
+    pub addr: String,
+    /// Allow an address reachable from other machines (plain HTTP: see the warning).
+    #[arg(long)]
+    pub allow_remote: bool,
 }

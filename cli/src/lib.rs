@@ -100,5 +100,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             commands::demo::demo(&ctx, args).await
         }
         Command::Serve => commands::serve::serve(&ctx).await,
+        Command::Ui(args) => commands::ui::ui(&ctx, args).await,
     }
 }

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod ui;
 
 use std::path::PathBuf;
 

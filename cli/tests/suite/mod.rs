@@ -1,5 +1,6 @@
 mod contain;
 mod crash;
+mod dashboard;
 mod definition;
 mod histories;
 mod inspect;

@@ -1,0 +1,5 @@
+mod auth;
+mod decisions;
+mod paging;
+mod peer;
+mod sse;
